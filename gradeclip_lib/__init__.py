@@ -1,0 +1,37 @@
+"""Grad-ECLIP explanations of CLIP: image maps and word weights for any open_clip ViT model.
+
+>>> import gradeclip_lib as gl
+>>> clip = gl.load_clip("ViT-B-16-quickgelu", pretrained="openai")
+>>> exp = gl.explain(clip, "cat.jpg", "a photo of a cat")
+>>> exp.upsampled()  # [1, H, W] in [0, 1]
+"""
+
+from .errors import (
+    GradEclipError,
+    ImageError,
+    TextTooLongError,
+    UnsupportedModelError,
+    WeightsUnavailableError,
+)
+from .explain import explain, explain_text
+from .explanation import Explanation, TextExplanation
+from .methods import IMAGE_METHODS, TEXT_METHODS
+from .models import Clip, load_clip
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Clip",
+    "Explanation",
+    "GradEclipError",
+    "IMAGE_METHODS",
+    "ImageError",
+    "TEXT_METHODS",
+    "TextExplanation",
+    "TextTooLongError",
+    "UnsupportedModelError",
+    "WeightsUnavailableError",
+    "explain",
+    "explain_text",
+    "load_clip",
+]

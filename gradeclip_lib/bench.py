@@ -1,0 +1,116 @@
+"""Throughput benchmarks, run side by side in one process so that ratios are comparable.
+
+``python -m gradeclip_lib bench`` times Grad-ECLIP maps per second on ViT-B/16 with random weights
+(speed does not depend on the weights): one batched call against a loop of one image at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .explain import explain
+from .models import load_clip
+from .models.loading import as_dtype
+
+
+@dataclass
+class BenchResult:
+    what: str
+    device: str
+    dtype: str
+    batch: int
+    maps: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.maps / self.seconds
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def _timed(fn: Callable[[], None], device: str, repeats: int) -> float:
+    fn()  # warm-up
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
+def bench_grad_eclip(
+    model: str = "ViT-B-16-quickgelu",
+    device: str = "cpu",
+    dtype: str = "fp32",
+    batch: int = 8,
+    repeats: int = 2,
+    size: int = 224,
+    mode: str = "faithful",
+) -> list[BenchResult]:
+    """Grad-ECLIP maps/s: one call on ``batch`` images against ``batch`` calls of one image."""
+    clip = load_clip(model, pretrained=None, device=device, dtype=as_dtype(dtype))
+    gen = torch.Generator().manual_seed(0)
+    pixels = torch.randn(batch, 3, size, size, generator=gen).to(device, clip.dtype)
+    texts = torch.nn.functional.normalize(torch.randn(batch, clip.visual.output_dim, generator=gen), dim=-1)
+    texts = texts.to(device)
+
+    def batched() -> None:
+        explain(clip, pixels, texts, mode=mode)
+
+    def one_by_one() -> None:
+        for i in range(batch):
+            explain(clip, pixels[i], texts[i], mode=mode)
+
+    results = []
+    for what, fn in (("batched", batched), ("one at a time", one_by_one)):
+        seconds = _timed(fn, device, repeats)
+        results.append(BenchResult(f"grad_eclip {mode}, {what}", device, dtype, batch, batch, seconds))
+    return results
+
+
+def report(results: list[BenchResult]) -> str:
+    """A plain-text table of results with the batched / sequential ratio per device and dtype."""
+    lines = [f"{'what':<34} {'device':<7} {'dtype':<5} {'batch':>5} {'maps/s':>10}"]
+    for r in results:
+        lines.append(f"{r.what:<34} {r.device:<7} {r.dtype:<5} {r.batch:>5} {r.per_second:>10.1f}")
+    pairs = {}
+    for r in results:
+        pairs.setdefault((r.device, r.dtype, r.batch), {})[r.what.split(", ")[-1]] = r.per_second
+    for (dev, dt, b), rates in pairs.items():
+        if "batched" in rates and "one at a time" in rates:
+            lines.append(f"ratio batched / one at a time ({dev}, {dt}, batch {b}): "
+                         f"{rates['batched'] / rates['one at a time']:.2f}x")
+    return "\n".join(lines)
+
+
+def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 256,
+        out: str | None = None) -> list[BenchResult]:
+    """The standard benchmark: CPU fp32 always, CUDA bf16 at batch 256 when a GPU is present."""
+    devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    results: list[BenchResult] = []
+    for device in devices:
+        if device.startswith("cuda"):
+            results += bench_grad_eclip(device=device, dtype="bf16", batch=batch_gpu, repeats=5)
+        else:
+            results += bench_grad_eclip(device=device, dtype="fp32", batch=batch_cpu, repeats=2)
+    for device in devices:
+        print(f"# {device}: {device_name(device)}; torch {torch.__version__}")
+    print(report(results))
+    if out:
+        with open(out, "w") as fh:
+            json.dump([dict(asdict(r), per_second=r.per_second, device_name=device_name(r.device))
+                       for r in results], fh, indent=1)
+    return results

@@ -1,0 +1,23 @@
+"""Exceptions that tell the user what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class GradEclipError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class WeightsUnavailableError(GradEclipError, RuntimeError):
+    """Pretrained weights are neither cached nor downloadable (offline, unknown tag)."""
+
+
+class ImageError(GradEclipError, ValueError):
+    """An image could not be read, or is too small for the model."""
+
+
+class TextTooLongError(GradEclipError, ValueError):
+    """A text does not fit in the model's context (77 tokens for CLIP)."""
+
+
+class UnsupportedModelError(GradEclipError, TypeError):
+    """The model is not an open_clip CLIP with a ViT image tower and standard attention blocks."""

@@ -1,0 +1,132 @@
+"""The front doors: `explain` (image maps) and `explain_text` (word weights). They turn user inputs
+(PIL images, paths, tensors; strings or embeddings) into batches, group images by size, and call
+the chosen method once per group."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .explanation import Explanation, TextExplanation, _stack_if_same
+from .images import ImageInput, prepare
+from .methods import IMAGE_METHODS, TEXT_METHODS
+from .methods.registry import lookup
+from .models.clip import Clip
+
+TextInput = str | Sequence[str] | torch.Tensor
+
+
+def _as_list(images: ImageInput | Sequence[ImageInput]) -> list:
+    if isinstance(images, torch.Tensor) and images.ndim == 4:
+        return list(images)
+    return list(images) if isinstance(images, (list, tuple)) else [images]
+
+
+def text_targets(clip: Clip, texts: TextInput) -> torch.Tensor:
+    """Unit text embeddings [T, E] from strings or from embeddings [T, E] / [E]."""
+    if isinstance(texts, torch.Tensor):
+        emb = texts if texts.ndim == 2 else texts.unsqueeze(0)
+        return F.normalize(emb.float(), dim=-1).to(clip.device)
+    return clip.encode_text(texts)
+
+
+def pair_indices(n_images: int, n_texts: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which image and which text each pair uses: one text per image, or one side shared by all."""
+    if n_images == n_texts:
+        ar = torch.arange(n_images)
+        return ar, ar
+    if n_texts == 1:
+        return torch.arange(n_images), torch.zeros(n_images, dtype=torch.long)
+    if n_images == 1:
+        return torch.zeros(n_texts, dtype=torch.long), torch.arange(n_texts)
+    raise ValueError(f"got {n_images} images and {n_texts} texts: give one text per image, or one of either.")
+
+
+def explain(
+    clip: Clip,
+    images: ImageInput | Sequence[ImageInput],
+    texts: TextInput,
+    method: str = "grad_eclip",
+    preprocess: str = "keep",
+    batch_size: int | None = None,
+    **options,
+) -> Explanation:
+    """Explain the cosine similarity of each (image, text) pair with a map over the image's patches.
+
+    ``preprocess="keep"`` keeps the aspect ratio (sides rounded to the patch size, positional
+    embeddings interpolated); ``"crop"`` uses the model's standard centre crop. Images of the same
+    size run as one batch (in chunks of ``batch_size`` pairs if given). ``options`` go to the method,
+    e.g. ``mode="paper"`` or ``spatial_weight=False`` for Grad-ECLIP.
+    """
+    if preprocess not in ("keep", "crop"):
+        raise ValueError(f"preprocess must be 'keep' or 'crop', got {preprocess!r}")
+    info = lookup(IMAGE_METHODS, method, "image")
+    items = _as_list(images)
+    targets = text_targets(clip, texts)
+    image_of, text_of = pair_indices(len(items), len(targets))
+    crop = clip.crop_transform if preprocess == "crop" else None
+    pixels, sizes = prepare(items, clip.patch_size, clip.mean, clip.std, crop=crop)
+
+    groups: dict[tuple, list[int]] = defaultdict(list)  # image shape -> pair ids
+    for pair, img in enumerate(image_of.tolist()):
+        groups[tuple(pixels[img].shape)].append(pair)
+    maps: list[torch.Tensor | None] = [None] * len(image_of)
+    scores = torch.zeros(len(image_of))
+    step = batch_size or len(image_of)
+    for pairs in groups.values():
+        for start in range(0, len(pairs), step):
+            chunk = pairs[start : start + step]
+            imgs = sorted({int(image_of[p]) for p in chunk})
+            local = {img: i for i, img in enumerate(imgs)}
+            batch = torch.stack([pixels[i] for i in imgs]).to(clip.device, clip.dtype)
+            index = torch.tensor([local[int(image_of[p])] for p in chunk], device=clip.device)
+            with torch.enable_grad():
+                out = info.fn(clip, batch, targets[text_of[chunk]], index, **options)
+            for j, p in enumerate(chunk):
+                maps[p] = out.maps[j].float().cpu()
+                scores[p] = out.scores[j].float().cpu()
+    return Explanation(
+        maps=_stack_if_same(maps),
+        scores=scores,
+        image_sizes=[sizes[int(i)] for i in image_of],
+        method=method,
+        options=dict(options, preprocess=preprocess),
+    )
+
+
+def image_target(clip: Clip, image: ImageInput | torch.Tensor) -> torch.Tensor:
+    """A unit image embedding [1, E] from an image (standard 224 crop) or an embedding [E] / [1, E]."""
+    if isinstance(image, torch.Tensor) and image.ndim in (1, 2):
+        return F.normalize(image.float().reshape(1, -1), dim=-1).to(clip.device)
+    return clip.encode_image(image)
+
+
+def explain_text(
+    clip: Clip,
+    image: ImageInput | torch.Tensor,
+    text: str | Sequence[str],
+    method: str = "grad_eclip",
+    **options,
+) -> TextExplanation | list[TextExplanation]:
+    """Explain the image-text cosine with one weight per word piece of the text (summing to 1).
+
+    ``image`` is a PIL image, a path, or an image embedding [E]. Several texts run as one batch and
+    give a list of `TextExplanation`.
+    """
+    info = lookup(TEXT_METHODS, method, "text")
+    texts = [text] if isinstance(text, str) else list(text)
+    ids = clip.tokenize(texts)
+    target = image_target(clip, image).expand(len(texts), -1)
+    with torch.enable_grad():
+        out = info.fn(clip, ids, target, **options)
+    results = []
+    for row, txt in enumerate(texts):
+        eos = int(ids[row].argmax())
+        pieces = clip.decode_tokens(ids[row, 1:eos].tolist())
+        results.append(
+            TextExplanation(txt, pieces, out.maps[row, 1:eos].float().cpu(), float(out.scores[row]), method)
+        )
+    return results[0] if isinstance(text, str) else results

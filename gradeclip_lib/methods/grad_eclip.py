@@ -1,0 +1,178 @@
+"""Grad-ECLIP (Zhao et al. 2024): channel weights from the gradient of the cosine at the attention
+output, times values, times a loosened attention (min-maxed q-k cosine), ReLU.
+
+Two modes:
+- ``"paper"``: exactly the authors' `generate_emap.py`: the last block(s) recomputed with one head over
+  the full width, q and k passed through out_proj for the spatial weight. Note that this changes the
+  score being explained.
+- ``"faithful"``: the same formula on the model's own multi-head forward (captured by hooks). The spatial
+  weight is the q-k cosine **per head** (``qk="head"``, default): channel c of the attention output belongs
+  to one head, whose attention is a softmax of that head's q-k products, so each channel's value is
+  weighted by its own head's loosened attention. ``qk="width"`` uses one cosine over the full width of the
+  raw q and k instead.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..capture import Capture, Record
+from ..models.clip import Clip
+from ..models.towers import (
+    run_blocks,
+    text_embedding,
+    text_mask,
+    text_tokens,
+    vision_embedding,
+    vision_tokens,
+)
+from .registry import MethodOutput, register_image, register_text
+from .single_head import single_head_block
+
+MODES = ("faithful", "paper")
+QK_SCOPES = ("head", "width")
+
+
+def minmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Min-max to [0, 1] along ``dim``."""
+    lo, hi = x.amin(dim=dim, keepdim=True), x.amax(dim=dim, keepdim=True)
+    return (x - lo) / (hi - lo).clamp_min(1e-12)
+
+
+def qk_cosine(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """cos(q, k_i) for one query [..., d] against keys [..., N, d] -> [..., N]."""
+    return (F.normalize(q, dim=-1).unsqueeze(-2) * F.normalize(k, dim=-1)).sum(-1)
+
+
+def _check(mode: str, qk: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if qk not in QK_SCOPES:
+        raise ValueError(f"qk must be one of {QK_SCOPES}, got {qk!r}")
+
+
+def weighted_values(w: torch.Tensor, v: torch.Tensor, lam: torch.Tensor | None, heads: int) -> torch.Tensor:
+    """sum_c w_c v[i, c] lambda_i -> [B, N].
+
+    w [B, D]; v [B, N, D]; lam None (no spatial weight), [B, N] (one per token) or [B, H, N] (per head).
+    """
+    wv = w.unsqueeze(1) * v  # [B, N, D]
+    if lam is None:
+        return wv.sum(-1)
+    if lam.ndim == 2:
+        return (wv * lam.unsqueeze(-1)).sum(-1)
+    b, n, d = wv.shape
+    per_head = wv.reshape(b, n, heads, d // heads).sum(-1)  # [B, N, H]
+    return (per_head * lam.transpose(1, 2)).sum(-1)
+
+
+def faithful_lambda(record: Record, query: torch.Tensor, keys: slice | torch.Tensor, qk: str) -> torch.Tensor:
+    """Spatial weight of the faithful mode, min-maxed over the chosen key positions.
+
+    ``query`` indexes one row per batch item ([B] long tensor); ``keys`` selects key positions (a slice,
+    or a [B, N] boolean mask of valid keys whose other positions get weight 0).
+    """
+    q, k, _ = record.qkv()
+    rows = torch.arange(q.shape[0], device=q.device)
+    if qk == "width":
+        cos = qk_cosine(q[rows, query], k)  # [B, N]
+    else:
+        cos = qk_cosine(record.split_heads(q)[rows, :, query], record.split_heads(k))  # [B, H, N]
+    if isinstance(keys, slice):
+        return minmax(cos[..., keys])
+    mask = keys if cos.ndim == 2 else keys.unsqueeze(1)
+    lo = cos.masked_fill(~mask, float("inf")).amin(-1, keepdim=True)
+    hi = cos.masked_fill(~mask, float("-inf")).amax(-1, keepdim=True)
+    return ((cos - lo) / (hi - lo).clamp_min(1e-12)).masked_fill(~mask, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------- image
+@register_image("grad_eclip", cost="1 fwd + 1 bwd (to the last block)")
+def grad_eclip_image(
+    clip: Clip,
+    pixels: torch.Tensor,
+    targets: torch.Tensor,
+    index: torch.Tensor,
+    mode: str = "faithful",
+    spatial_weight: bool = True,
+    qk: str = "head",
+) -> MethodOutput:
+    """Grad-ECLIP image maps [B, h, w] for pairs (pixels[index[b]], targets[b])."""
+    _check(mode, qk)
+    visual, blocks = clip.visual, clip.vision_blocks
+    grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
+    with torch.no_grad():
+        x = run_blocks(blocks[:-1], vision_tokens(visual, pixels))[index]
+    if mode == "faithful":
+        with Capture(blocks[-1:]) as cap:
+            f_img = vision_embedding(visual, run_blocks(blocks[-1:], x))
+        score = F.cosine_similarity(f_img.float(), targets.float(), dim=-1)
+        grad = cap.grads(score)[0]
+        record = cap.records[0]
+        _, _, v = record.qkv()
+        cls = torch.zeros(len(index), dtype=torch.long, device=x.device)
+        lam = faithful_lambda(record, cls, slice(1, None), qk) if spatial_weight else None
+        heads = record.heads
+    else:
+        y, step = single_head_block(blocks[-1], x.detach().requires_grad_(True))
+        f_img = vision_embedding(visual, y)
+        score = F.cosine_similarity(f_img.float(), targets.float(), dim=-1)
+        (grad,) = torch.autograd.grad(score.sum(), step.o)
+        v = step.v.float()
+        lam = minmax(qk_cosine(step.q_out[:, 0].float(), step.k_out[:, 1:].float())) if spatial_weight else None
+        heads = 1
+    emap = F.relu(weighted_values(grad[:, 0].float(), v[:, 1:], lam, heads))
+    return MethodOutput(emap.reshape(-1, *grid).detach(), score.detach())
+
+
+# ---------------------------------------------------------------------------------------------- text
+@register_text("grad_eclip", cost="1 fwd + 1 bwd (to the last n blocks)")
+def grad_eclip_text(
+    clip: Clip,
+    ids: torch.Tensor,
+    targets: torch.Tensor,
+    mode: str = "faithful",
+    spatial_weight: bool = True,
+    qk: str = "head",
+    n_layers: int = 8,
+) -> MethodOutput:
+    """Grad-ECLIP word weights [B, L] (0 outside tokens 1 .. eos-1, each row summing to 1)."""
+    _check(mode, qk)
+    tower = clip.text_tower
+    blocks = tower.blocks
+    n = min(n_layers, len(blocks))
+    eos = ids.argmax(dim=-1)
+    rows = torch.arange(ids.shape[0], device=ids.device)
+    x = text_tokens(tower, ids)
+    mask = text_mask(tower, ids.shape[1], x.dtype)
+    with torch.no_grad():
+        x = run_blocks(blocks[:-n], x, mask)
+    total = torch.zeros(ids.shape, device=ids.device)
+    if mode == "faithful":
+        with Capture(blocks[-n:]) as cap:
+            f_txt = text_embedding(tower, run_blocks(blocks[-n:], x, mask), ids)
+        score = F.cosine_similarity(f_txt.float(), targets.float(), dim=-1)
+        positions = torch.arange(ids.shape[1], device=ids.device)
+        visible = positions.unsqueeze(0) <= eos.unsqueeze(1)  # keys the end token attends to
+        for record, grad in zip(cap.records, cap.grads(score)):
+            _, _, v = record.qkv()
+            lam = faithful_lambda(record, eos, visible, qk) if spatial_weight else None
+            total += weighted_values(grad[rows, eos], v, lam, record.heads)
+    else:
+        x = x.detach().requires_grad_(True)
+        steps = []
+        for block in blocks[-n:]:
+            x, step = single_head_block(block, x, mask)
+            steps.append(step)
+        f_txt = text_embedding(tower, x, ids)
+        score = F.cosine_similarity(f_txt.float(), targets.float(), dim=-1)
+        grads = torch.autograd.grad(score.sum(), [s.o for s in steps])
+        for step, grad in zip(steps, grads):
+            lam = minmax(qk_cosine(step.q_out[rows, eos].float(), step.k_out.float())) if spatial_weight else None
+            total += weighted_values(grad[rows, eos].float(), step.v.float(), lam, 1)
+    weights = F.relu(total)
+    positions = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
+    weights = weights * ((positions >= 1) & (positions < eos.unsqueeze(1)))
+    weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-12)
+    return MethodOutput(weights.detach(), score.detach())

@@ -1,0 +1,57 @@
+"""One interface for every explanation method, and the registry that maps names to methods.
+
+An image method is ``f(clip, pixels, targets, index, **options) -> MethodOutput`` where ``pixels``
+[I, 3, H, W] holds images of one size, ``targets`` [B, E] the unit text embeddings of B pairs and
+``index`` [B] the image of each pair; ``maps`` is [B, H/patch, W/patch]. A text method is
+``f(clip, ids, targets, **options)`` with token ids [B, L] and image embeddings [B, E]; its ``maps`` is
+[B, L], one weight per token position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class MethodOutput:
+    maps: torch.Tensor
+    scores: torch.Tensor  # [B] the cosine similarity each map explains
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    fn: Callable[..., MethodOutput]
+    cost: str
+
+
+IMAGE_METHODS: dict[str, MethodInfo] = {}
+TEXT_METHODS: dict[str, MethodInfo] = {}
+
+
+def _register(table: dict[str, MethodInfo], name: str, cost: str):
+    def wrap(fn: Callable[..., MethodOutput]) -> Callable[..., MethodOutput]:
+        table[name] = MethodInfo(name, fn, cost)
+        return fn
+
+    return wrap
+
+
+def register_image(name: str, cost: str = ""):
+    """Decorator: make ``fn`` available as ``gl.explain(..., method=name)``."""
+    return _register(IMAGE_METHODS, name, cost)
+
+
+def register_text(name: str, cost: str = ""):
+    """Decorator: make ``fn`` available as ``gl.explain_text(..., method=name)``."""
+    return _register(TEXT_METHODS, name, cost)
+
+
+def lookup(table: dict[str, MethodInfo], name: str, kind: str) -> MethodInfo:
+    try:
+        return table[name]
+    except KeyError:
+        raise ValueError(f"unknown {kind} method {name!r}; available: {', '.join(sorted(table))}") from None

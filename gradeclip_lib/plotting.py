@@ -1,0 +1,142 @@
+"""Pictures of explanations: heat maps over images, side-by-side panels, word importance as colour."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib import colormaps
+from PIL import Image
+
+from .explanation import TextExplanation
+from .images import ImageInput, load_image
+
+CMAP = "jet"
+
+
+def _to_numpy(image: ImageInput) -> np.ndarray:
+    return np.asarray(load_image(image))
+
+
+def _fit(emap: torch.Tensor | np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A map min-max scaled to [0, 1] and resized (bilinear) to ``size`` = (H, W)."""
+    m = torch.as_tensor(np.asarray(emap, dtype=np.float32))
+    m = (m - m.min()) / (m.max() - m.min()).clamp_min(1e-12)
+    if tuple(m.shape) != tuple(size):
+        m = F.interpolate(m[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+    return m.clamp(0, 1).numpy()
+
+
+def overlay(image: ImageInput, emap, alpha: float = 0.5, cmap: str = CMAP) -> np.ndarray:
+    """The image blended with a coloured heat map of ``emap`` (any grid size): uint8 [H, W, 3]."""
+    img = _to_numpy(image)
+    heat = colormaps[cmap](_fit(emap, img.shape[:2]))[..., :3] * 255
+    return np.clip(img * (1 - alpha) + heat * alpha, 0, 255).astype(np.uint8)
+
+
+def show_map(image: ImageInput, emap, title: str | None = None, ax=None, alpha: float = 0.5):
+    """Draw one heat map over its image on ``ax`` (a new figure if None); returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(overlay(image, emap, alpha))
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def show_panels(
+    image: ImageInput,
+    maps: Mapping[str, torch.Tensor | np.ndarray],
+    with_image: bool = True,
+    size: float = 3.0,
+    alpha: float = 0.5,
+):
+    """One row: the image, then each named map over it (same normalisation for all); returns the figure."""
+    n = len(maps) + int(with_image)
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
+    axes = axes[0]
+    if with_image:
+        axes[0].imshow(_to_numpy(image))
+        axes[0].set_axis_off()
+        axes[0].set_title("image", fontsize=10)
+    for ax, (name, emap) in zip(axes[int(with_image):], maps.items()):
+        show_map(image, emap, name, ax=ax, alpha=alpha)
+    fig.tight_layout()
+    return fig
+
+
+def show_grid(images: Sequence[ImageInput], maps: Sequence, titles: Sequence[str] | None = None,
+              cols: int = 4, size: float = 3.0):
+    """Several (image, map) overlays in a grid; returns the figure."""
+    rows = (len(images) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < len(images):
+            show_map(images[i], maps[i], titles[i] if titles else None, ax=ax)
+        else:
+            ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def _colour(weight: float, cmap: str = "Reds") -> str:
+    r, g, b, _ = colormaps[cmap](0.1 + 0.8 * weight)
+    return f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})"
+
+
+def words_html(words: TextExplanation | Sequence[TextExplanation]) -> str:
+    """Word pieces as HTML spans whose background shows their weight (darkest = most important)."""
+    items = [words] if isinstance(words, TextExplanation) else list(words)
+    lines = []
+    for w in items:
+        top = float(w.scores.max()) if len(w.scores) else 1.0
+        spans = []
+        for token, s in zip(w.tokens, w.scores.tolist()):
+            rel = s / top if top > 0 else 0.0
+            fg = "white" if rel > 0.6 else "black"
+            spans.append(
+                f'<span title="{s:.3f}" style="background:{_colour(rel)};color:{fg};padding:1px 3px;'
+                f'margin:1px;border-radius:3px">{html.escape(token)}</span>'
+            )
+        lines.append(f'<div style="line-height:2em">{" ".join(spans)} '
+                     f'<span style="color:#777;font-size:85%">cos = {w.score:.3f}</span></div>')
+    return "\n".join(lines)
+
+
+def show_words(words: TextExplanation | Sequence[TextExplanation]):
+    """Display word importance as coloured HTML in a notebook."""
+    from IPython.display import HTML, display
+
+    display(HTML(words_html(words)))
+
+
+def words_figure(words: TextExplanation | Sequence[TextExplanation], width: float = 8.0):
+    """A static (printable) version of `words_html`: coloured boxes behind each word piece."""
+    items = [words] if isinstance(words, TextExplanation) else list(words)
+    fig, ax = plt.subplots(figsize=(width, 0.45 * len(items) + 0.2))
+    ax.set_axis_off()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(len(items), 0)
+    renderer = fig.canvas.get_renderer()
+    for row, w in enumerate(items):
+        x = 0.0
+        top = float(w.scores.max()) if len(w.scores) else 1.0
+        for token, s in zip(w.tokens, w.scores.tolist()):
+            rel = s / top if top > 0 else 0.0
+            t = ax.text(x, row + 0.5, token, va="center", ha="left", fontsize=11,
+                        color="white" if rel > 0.6 else "black",
+                        bbox=dict(boxstyle="round,pad=0.25", fc=colormaps["Reds"](0.1 + 0.8 * rel), ec="none"))
+            box = t.get_window_extent(renderer=renderer).transformed(ax.transData.inverted())
+            x = box.x1 + 0.012
+        ax.text(x + 0.01, row + 0.5, f"cos = {w.score:.3f}", va="center", fontsize=9, color="#777")
+    return fig
+
+
+def pil(array: np.ndarray) -> Image.Image:
+    """A uint8 array as a PIL image (for saving overlays)."""
+    return Image.fromarray(array)

@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny random CLIP models with sharp attention, and small test images."""
+
+from __future__ import annotations
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+from PIL import Image
+
+import gradeclip_lib as gl
+
+
+def make_tiny_clip(
+    patch: int = 8,
+    image_size: int = 32,
+    width: int = 64,
+    heads: int = 4,
+    vision_layers: int = 3,
+    text_layers: int = 3,
+    seed: int = 0,
+) -> gl.Clip:
+    """A tiny open_clip CLIP whose random weights are large enough for peaked, head-specific attention
+    (default initialisations give nearly uniform attention, which would hide errors)."""
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(
+        embed_dim=32,
+        vision_cfg=CLIPVisionCfg(layers=vision_layers, width=width, head_width=width // heads,
+                                 patch_size=patch, image_size=image_size),
+        text_cfg=CLIPTextCfg(width=32, heads=4, layers=text_layers),
+        quick_gelu=True,
+    )
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "ln" in name and name.endswith("weight"):
+                p.copy_(1 + 0.3 * torch.randn_like(p))
+            elif "in_proj_weight" in name:
+                p.normal_(0, 2.0 / p.shape[-1] ** 0.5)
+            elif p.ndim >= 2 or name.endswith("bias") or "embedding" in name:
+                p.normal_(0, 0.6 / p.shape[-1] ** 0.5 if p.ndim >= 2 else 0.2)
+    return gl.Clip(model, open_clip.get_tokenizer("ViT-B-16"), name="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny() -> gl.Clip:
+    return make_tiny_clip()
+
+
+def random_image(height: int, width: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    # smooth blobs plus noise, so that resizing is not trivial
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([np.sin(xx / (5 + 3 * c) + c) * np.cos(yy / (7 + c)) for c in range(3)], -1)
+    arr = 127 + 90 * base + rng.normal(0, 20, (height, width, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype("uint8"))
+
+
+@pytest.fixture
+def images() -> list[Image.Image]:
+    return [random_image(40, 56, 1), random_image(40, 56, 2), random_image(33, 70, 3)]

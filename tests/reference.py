@@ -1,0 +1,185 @@
+"""Deliberately plain re-computations of the formulas in design.md, written apart from the library
+(sequence-first layout as in the authors' code, explicit loops over heads), for the tests to compare."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.transforms import InterpolationMode, Normalize, Resize, ToTensor
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def keepsize(img: Image.Image, patch: int) -> torch.Tensor:
+    w, h = img.size
+    nw, nh = int(w / patch + 0.5) * patch, int(h / patch + 0.5) * patch
+    img = Resize((nh, nw), interpolation=InterpolationMode.BICUBIC)(img).convert("RGB")
+    return Normalize(OPENAI_MEAN, OPENAI_STD)(ToTensor()(img))
+
+
+def dense_tokens(visual, x: torch.Tensor) -> torch.Tensor:
+    """Patch tokens with bicubic-interpolated positions, sequence first [N, B, D], after ln_pre."""
+    x = visual.conv1(x)
+    feah, feaw = x.shape[-2:]
+    x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)
+    x = torch.cat([visual.class_embedding + torch.zeros(x.shape[0], 1, x.shape[-1]), x], dim=1)
+    pos = visual.positional_embedding
+    tok_pos, img_pos = pos[:1], pos[1:]
+    side = int(math.isqrt(img_pos.shape[0]))
+    img_pos = img_pos.reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    img_pos = F.interpolate(img_pos, size=(feah, feaw), mode="bicubic", align_corners=False)
+    img_pos = img_pos.reshape(1, img_pos.shape[1], -1).permute(0, 2, 1)
+    x = x + torch.cat((tok_pos[None], img_pos), dim=1)
+    return visual.ln_pre(x).permute(1, 0, 2), (feah, feaw)
+
+
+def single_head(q, k, v, mask=None):
+    """Sequence-first single-head attention over the full width."""
+    scale = q.shape[-1] ** -0.5
+    qb, kb, vb = (t.transpose(0, 1) for t in (q, k, v))
+    w = torch.bmm(qb * scale, kb.transpose(1, 2))
+    if mask is not None:
+        w = w + mask
+    return torch.bmm(w.softmax(-1), vb).transpose(0, 1)
+
+
+def grad_eclip_paper_image(model, img: Image.Image, text_emb: torch.Tensor, patch: int) -> tuple:
+    """The authors' clip_encode_dense + grad_eclip for one image and one unit text embedding [E]."""
+    visual = model.visual
+    x, size = dense_tokens(visual, keepsize(img, patch)[None])
+    for blk in visual.transformer.resblocks[:-1]:
+        x = blk(x.transpose(0, 1)).transpose(0, 1)  # the model's own blocks (batch first)
+    x_in = x.detach()
+    tr = visual.transformer.resblocks[-1]
+    q, k, v = F.linear(tr.ln_1(x_in), tr.attn.in_proj_weight, tr.attn.in_proj_bias).chunk(3, dim=-1)
+    o = single_head(q, k, v).detach().requires_grad_(True)
+    x = F.linear(o, tr.attn.out_proj.weight, tr.attn.out_proj.bias) + x_in
+    x = x + tr.mlp(tr.ln_2(x))
+    f = (visual.ln_post(x.permute(1, 0, 2)) @ visual.proj)[:, 0]
+    c = (F.normalize(f, dim=-1) @ text_emb)[0]
+    grad = torch.autograd.grad(c, o)[0]
+    q_out = F.linear(q, tr.attn.out_proj.weight, tr.attn.out_proj.bias)
+    k_out = F.linear(k, tr.attn.out_proj.weight, tr.attn.out_proj.bias)
+    cos = (F.normalize(q_out[:1, 0], dim=-1) * F.normalize(k_out[1:, 0], dim=-1)).sum(-1)
+    cos = (cos - cos.min()) / (cos.max() - cos.min())
+    emap = F.relu((grad[:1, 0] * v[1:, 0] * cos[:, None]).sum(-1))
+    return emap.reshape(*size).detach(), float(c.detach())
+
+
+def multi_head_last_block(model, pixels: torch.Tensor):
+    """The model's own forward to the image embedding, with the last block's multi-head attention
+    written out head by head, returning (f_I, o [B, N, D] requiring grad, q, k, v [B, N, D])."""
+    visual = model.visual
+    blocks = visual.transformer.resblocks
+    x = visual.ln_pre(
+        torch.cat([visual.class_embedding.expand(pixels.shape[0], 1, -1),
+                   visual.conv1(pixels).flatten(2).transpose(1, 2)], 1) + visual.positional_embedding
+    )
+    for blk in blocks[:-1]:
+        x = blk(x)
+    tr = blocks[-1]
+    h = tr.attn.num_heads
+    q, k, v = F.linear(tr.ln_1(x), tr.attn.in_proj_weight, tr.attn.in_proj_bias).chunk(3, dim=-1)
+    d = q.shape[-1] // h
+    heads = []
+    for i in range(h):
+        sl = slice(i * d, (i + 1) * d)
+        a = (q[..., sl] @ k[..., sl].transpose(1, 2) / math.sqrt(d)).softmax(-1)
+        heads.append(a @ v[..., sl])
+    o = torch.cat(heads, -1).detach().requires_grad_(True)
+    y = x + F.linear(o, tr.attn.out_proj.weight, tr.attn.out_proj.bias)
+    y = y + tr.mlp(tr.ln_2(y))
+    f = visual.ln_post(y)[:, 0] @ visual.proj
+    return f, o, q.detach(), k.detach(), v.detach()
+
+
+def grad_eclip_faithful_image(model, pixels: torch.Tensor, text_emb: torch.Tensor, qk: str = "head"):
+    """Faithful Grad-ECLIP at the training resolution: maps [B, N_patches] and scores [B]."""
+    f, o, q, k, v = multi_head_last_block(model, pixels)
+    s = F.cosine_similarity(f, text_emb, dim=-1)
+    grad = torch.autograd.grad(s.sum(), o)[0]
+    h = model.visual.transformer.resblocks[-1].attn.num_heads
+    d = q.shape[-1] // h
+    maps = torch.zeros(q.shape[0], q.shape[1] - 1)
+    for b in range(q.shape[0]):
+        for i in range(h):
+            sl = slice(i * d, (i + 1) * d) if qk == "head" else slice(None)
+            cos = F.cosine_similarity(q[b, 0, sl][None], k[b, 1:, sl], dim=-1)
+            lam = (cos - cos.min()) / (cos.max() - cos.min())
+            ch = slice(i * d, (i + 1) * d)
+            maps[b] += (grad[b, 0, ch] * v[b, 1:, ch]).sum(-1) * lam
+    return F.relu(maps), s.detach()
+
+
+def grad_eclip_paper_text(model, ids: torch.Tensor, image_emb: torch.Tensor, n: int) -> torch.Tensor:
+    """The authors' clip_encode_text_dense + grad_eclip_text for one text [1, 77] -> weights [eos-1]."""
+    x = model.token_embedding(ids) + model.positional_embedding
+    mask = model.attn_mask
+    x = x.permute(1, 0, 2)
+    for blk in model.transformer.resblocks[:-n]:
+        x = blk(x.transpose(0, 1), attn_mask=mask).transpose(0, 1)
+    x_in = x.detach().requires_grad_(True)
+    outs, vs, q_outs, k_outs = [], [], [], []
+    for tr in model.transformer.resblocks[-n:]:
+        q, k, v = F.linear(tr.ln_1(x_in), tr.attn.in_proj_weight, tr.attn.in_proj_bias).chunk(3, dim=-1)
+        o = single_head(q, k, v, mask)
+        outs.append(o)
+        vs.append(v.detach())
+        x = F.linear(o, tr.attn.out_proj.weight, tr.attn.out_proj.bias) + x_in
+        x = x + tr.mlp(tr.ln_2(x))
+        x_in = x
+        q_outs.append(F.linear(q, tr.attn.out_proj.weight, tr.attn.out_proj.bias).detach())
+        k_outs.append(F.linear(k, tr.attn.out_proj.weight, tr.attn.out_proj.bias).detach())
+    x = model.ln_final(x.permute(1, 0, 2))
+    eos = int(ids.argmax(-1))
+    f = x[0, eos] @ model.text_projection
+    c = F.normalize(f, dim=-1) @ image_emb
+    maps = []
+    for o, v, q_out, k_out in zip(outs, vs, q_outs, k_outs):
+        grad = torch.autograd.grad(c, o, retain_graph=True)[0]
+        cos = (F.normalize(q_out[eos, 0], dim=-1) * F.normalize(k_out[:, 0], dim=-1)).sum(-1)
+        cos = (cos - cos.min()) / (cos.max() - cos.min())
+        maps.append((grad[eos, 0] * v[:, 0] * cos[:, None]).sum(-1))
+    emap = F.relu(torch.stack(maps).sum(0))[1:eos]
+    return emap / emap.sum()
+
+
+def grad_eclip_faithful_text(model, ids: torch.Tensor, image_emb: torch.Tensor, n: int) -> torch.Tensor:
+    """Faithful text Grad-ECLIP for one text [1, 77]: the model's multi-head causal blocks written head
+    by head, lambda per head min-maxed over the positions the end token sees (0 .. eos)."""
+    mask = model.attn_mask
+    x = model.token_embedding(ids) + model.positional_embedding
+    for blk in model.transformer.resblocks[:-n]:
+        x = blk(x, attn_mask=mask)
+    x = x.detach().requires_grad_(True)
+    eos = int(ids.argmax(-1))
+    saved = []
+    for tr in model.transformer.resblocks[-n:]:
+        h = tr.attn.num_heads
+        q, k, v = F.linear(tr.ln_1(x), tr.attn.in_proj_weight, tr.attn.in_proj_bias).chunk(3, dim=-1)
+        d = q.shape[-1] // h
+        heads = []
+        for i in range(h):
+            sl = slice(i * d, (i + 1) * d)
+            a = (q[..., sl] @ k[..., sl].transpose(1, 2) / math.sqrt(d) + mask).softmax(-1)
+            heads.append(a @ v[..., sl])
+        o = torch.cat(heads, -1)
+        saved.append((o, q.detach()[0], k.detach()[0], v.detach()[0], h, d))
+        x = x + F.linear(o, tr.attn.out_proj.weight, tr.attn.out_proj.bias)
+        x = x + tr.mlp(tr.ln_2(x))
+    f = model.ln_final(x)[0, eos] @ model.text_projection
+    c = F.normalize(f, dim=-1) @ image_emb
+    total = torch.zeros(ids.shape[1])
+    for o, q, k, v, h, d in saved:
+        grad = torch.autograd.grad(c, o, retain_graph=True)[0][0, eos]
+        for i in range(h):
+            sl = slice(i * d, (i + 1) * d)
+            cos = F.cosine_similarity(q[eos, sl][None], k[: eos + 1, sl], dim=-1)
+            lam = (cos - cos.min()) / (cos.max() - cos.min())
+            total[: eos + 1] += (grad[sl] * v[: eos + 1, sl]).sum(-1) * lam
+    emap = F.relu(total)[1:eos]
+    return emap / emap.sum()

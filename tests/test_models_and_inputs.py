@@ -1,0 +1,134 @@
+"""Loading models, preparing inputs, and every error path a user can hit."""
+
+from __future__ import annotations
+
+import time
+
+import open_clip
+import pytest
+import torch
+from PIL import Image
+
+import gradeclip_lib as gl
+from gradeclip_lib.images import keep_size_shape
+from gradeclip_lib.models import loading
+from gradeclip_lib.models.towers import positional_embedding, run_blocks, vision_embedding, vision_tokens
+
+
+def test_random_weights_only_when_asked():
+    clip = gl.load_clip("ViT-B-32-quickgelu", pretrained=None)
+    assert clip.pretrained is None and "random weights" in repr(clip)
+    assert clip.patch_size == 32
+
+
+def test_offline_without_cache_fails_fast_and_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.monotonic()
+    with pytest.raises(gl.WeightsUnavailableError) as err:
+        gl.load_clip("ViT-B-16-quickgelu:openai", cache_dir=str(tmp_path))
+    assert time.monotonic() - start < 10
+    message = str(err.value)
+    assert "pretrained=None" in message and "/path/to/weights" in message
+
+
+def test_unreachable_hub_fails_fast(monkeypatch, tmp_path):
+    monkeypatch.setattr(loading, "hub_reachable", lambda timeout=3.0: False)
+    with pytest.raises(gl.WeightsUnavailableError, match="no network"):
+        gl.load_clip("ViT-B-16-quickgelu", "openai", cache_dir=str(tmp_path))
+
+
+def test_unknown_tag_name_and_file():
+    with pytest.raises(gl.WeightsUnavailableError, match="known tags"):
+        gl.load_clip("ViT-B-16-quickgelu", "no-such-tag")
+    with pytest.raises(ValueError, match="unknown open_clip model"):
+        gl.load_clip("ViT-Z-99", None)
+    with pytest.raises(gl.WeightsUnavailableError, match="no weights file"):
+        gl.load_clip("ViT-B-16-quickgelu", "/nowhere/weights.safetensors")
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    source = gl.load_clip("ViT-B-32-quickgelu", pretrained=None)
+    path = tmp_path / "w.pt"
+    torch.save(source.model.state_dict(), path)
+    clip = gl.load_clip("ViT-B-32-quickgelu", pretrained=str(path))
+    assert clip.pretrained == "w.pt"
+    torch.testing.assert_close(clip.visual.proj, source.visual.proj)
+
+
+def test_cached_weights_are_found_offline(monkeypatch, tmp_path):
+    source = gl.load_clip("ViT-B-32-quickgelu", pretrained=None)
+    path = tmp_path / "cached.pt"
+    torch.save(source.model.state_dict(), path)
+    monkeypatch.setattr(loading, "cached_weights", lambda cfg, cache_dir=None: str(path))
+    monkeypatch.setattr(loading, "hub_reachable", lambda timeout=3.0: pytest.fail("network asked"))
+    clip = gl.load_clip("ViT-B-32-quickgelu", "openai")
+    torch.testing.assert_close(clip.visual.proj, source.visual.proj)
+
+
+def test_non_vit_model_is_refused():
+    model = open_clip.create_model("RN50", pretrained=None)
+    with pytest.raises(gl.UnsupportedModelError, match="ViT"):
+        gl.Clip(model, open_clip.get_tokenizer("RN50"))
+
+
+def test_wrapping_a_user_model_freezes_it(tiny):
+    assert not any(p.requires_grad for p in tiny.model.parameters())
+    assert not tiny.model.training
+
+
+def test_unreadable_missing_and_tiny_images(tiny, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    with pytest.raises(gl.ImageError, match="could not read"):
+        gl.explain(tiny, str(bad), "a cat")
+    with pytest.raises(gl.ImageError, match="no image at"):
+        gl.explain(tiny, tmp_path / "missing.png", "a cat")
+    small = Image.new("RGB", (5, 40))
+    for preprocess in ("keep", "crop"):
+        with pytest.raises(gl.ImageError, match="smaller than one 8-px patch"):
+            gl.explain(tiny, small, "a cat", preprocess=preprocess)
+    with pytest.raises(gl.ImageError, match="does not tile"):
+        gl.explain(tiny, torch.zeros(3, 30, 32), "a cat")
+
+
+def test_image_from_path_equals_pil(tiny, images, tmp_path):
+    path = tmp_path / "img.png"
+    images[2].save(path)
+    a = gl.explain(tiny, str(path), "a cat").maps
+    b = gl.explain(tiny, images[2], "a cat").maps
+    torch.testing.assert_close(a, b)
+
+
+def test_text_over_context_is_refused(tiny, images):
+    long_text = " ".join(["word"] * 80)
+    with pytest.raises(gl.TextTooLongError, match="77"):
+        gl.explain(tiny, images[0], long_text)
+    with pytest.raises(gl.TextTooLongError):
+        gl.explain_text(tiny, images[0], long_text)
+
+
+@pytest.mark.parametrize(("h", "w", "expected"), [(40, 56, (40, 56)), (33, 70, (32, 72)), (12, 11, (16, 8))])
+def test_keep_size_rounds_to_nearest_patch_multiple(h, w, expected):
+    assert keep_size_shape(h, w, 8) == expected
+
+
+def test_positional_embedding_interpolation(tiny):
+    pos = tiny.visual.positional_embedding
+    assert positional_embedding(tiny.visual, (4, 4)) is pos  # training grid: untouched
+    resized = positional_embedding(tiny.visual, (5, 7))
+    assert resized.shape == (1 + 35, pos.shape[1])
+    torch.testing.assert_close(resized[0], pos[0])
+
+
+def test_composed_vision_forward_is_the_models_forward(tiny, images):
+    pixels = tiny.crop(images)
+    with torch.no_grad():
+        ours = vision_embedding(tiny.visual, run_blocks(tiny.vision_blocks, vision_tokens(tiny.visual, pixels)))
+        theirs = tiny.model.encode_image(pixels)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+
+
+def test_dtype_names():
+    assert loading.as_dtype("bf16") is torch.bfloat16
+    with pytest.raises(ValueError, match="unknown dtype"):
+        loading.as_dtype("fp8")
