@@ -6,6 +6,8 @@
 >>> exp.upsampled()  # [1, H, W] in [0, 1]
 """
 
+from . import plotting, samples
+from .attention import attention_maps
 from .errors import (
     GradEclipError,
     ImageError,
@@ -13,7 +15,7 @@ from .errors import (
     UnsupportedModelError,
     WeightsUnavailableError,
 )
-from .explain import explain, explain_text
+from .explain import explain, explain_text, grad_eclip_terms
 from .explanation import Explanation, TextExplanation
 from .methods import IMAGE_METHODS, TEXT_METHODS
 from .models import Clip, load_clip
@@ -30,8 +32,12 @@ __all__ = [
     "TextExplanation",
     "TextTooLongError",
     "UnsupportedModelError",
+    "attention_maps",
     "WeightsUnavailableError",
     "explain",
     "explain_text",
+    "grad_eclip_terms",
     "load_clip",
+    "plotting",
+    "samples",
 ]

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from .explanation import Explanation, TextExplanation, _stack_if_same
 from .images import ImageInput, prepare
 from .methods import IMAGE_METHODS, TEXT_METHODS
+from .methods.grad_eclip import ImageTerms, image_terms
 from .methods.registry import lookup
 from .models.clip import Clip
 
@@ -95,6 +96,19 @@ def explain(
         method=method,
         options=dict(options, preprocess=preprocess),
     )
+
+
+def grad_eclip_terms(
+    clip: Clip, image: ImageInput, text: str | torch.Tensor, preprocess: str = "keep", **options
+) -> ImageTerms:
+    """Grad-ECLIP's factors for one image and one text (channel weights, values, spatial weight),
+    to look at each term of the formula separately. Options as for ``explain``."""
+    crop = clip.crop_transform if preprocess == "crop" else None
+    pixels, _ = prepare([image], clip.patch_size, clip.mean, clip.std, crop=crop)
+    target = text_targets(clip, text)[:1]
+    index = torch.zeros(1, dtype=torch.long, device=clip.device)
+    with torch.enable_grad():
+        return image_terms(clip, pixels[0][None].to(clip.device, clip.dtype), target, index, **options)
 
 
 def image_target(clip: Clip, image: ImageInput | torch.Tensor) -> torch.Tensor:

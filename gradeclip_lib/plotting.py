@@ -140,3 +140,75 @@ def words_figure(words: TextExplanation | Sequence[TextExplanation], width: floa
 def pil(array: np.ndarray) -> Image.Image:
     """A uint8 array as a PIL image (for saving overlays)."""
     return Image.fromarray(array)
+
+
+def show_patch_grid(image: ImageInput, patch: int, size: tuple[int, int] | None = None, ax=None):
+    """The image as the model sees it in keep-size mode: resized to patch multiples, with the patch grid."""
+    from .images import keep_size_shape
+
+    img = load_image(image)
+    h, w = size or keep_size_shape(img.height, img.width, patch)
+    arr = np.asarray(img.resize((w, h), Image.BICUBIC))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 5 * h / w))
+    ax.imshow(arr)
+    for x in range(0, w + 1, patch):
+        ax.axvline(x - 0.5, color="white", lw=0.5, alpha=0.7)
+    for y in range(0, h + 1, patch):
+        ax.axhline(y - 0.5, color="white", lw=0.5, alpha=0.7)
+    ax.set_title(f"{w // patch} x {h // patch} patches of {patch} px, plus one class token", fontsize=10)
+    ax.set_axis_off()
+    return ax
+
+
+def show_heads(image: ImageInput, maps: torch.Tensor, titles: Sequence[str] | None = None, cols: int = 6,
+               size: float = 2.2):
+    """One overlay per head (or per layer) from maps [K, h, w]; returns the figure."""
+    k = maps.shape[0]
+    rows = (k + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < k:
+            show_map(image, maps[i], titles[i] if titles else f"head {i}", ax=ax)
+        else:
+            ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def plot_curve(values: Sequence[float] | torch.Tensor, xlabel: str, ylabel: str, title: str | None = None,
+               ax=None, **style):
+    """A labelled line plot (layer-wise statistics, sorted weights); returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3))
+    values = np.asarray(torch.as_tensor(values, dtype=torch.float32))
+    ax.plot(np.arange(len(values)), values, **style)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def show_terms(image: ImageInput, terms, title: str = ""):
+    """Grad-ECLIP's factors side by side: signed gradient x value, spatial weight, and the final map."""
+    gv = terms.gradient_times_value()[0]
+    lam = terms.spatial_weight()[0]
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+    axes[0].imshow(_to_numpy(image))
+    axes[0].set_title("image", fontsize=10)
+    lim = float(gv.abs().max()) or 1.0
+    im = axes[1].imshow(gv.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
+    axes[1].set_title(r"$\sum_c w_c\, v_{ic}$ (signed)", fontsize=10)
+    fig.colorbar(im, ax=axes[1], fraction=0.046)
+    im = axes[2].imshow(lam.numpy(), cmap="viridis", vmin=0, vmax=1)
+    axes[2].set_title(r"spatial weight $\lambda_i$", fontsize=10)
+    fig.colorbar(im, ax=axes[2], fraction=0.046)
+    show_map(image, terms.emap()[0], "Grad-ECLIP: ReLU of the product", ax=axes[3])
+    for ax in axes:
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

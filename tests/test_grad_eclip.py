@@ -190,3 +190,14 @@ def test_unknown_method_and_mode(tiny, images):
         gl.explain(tiny, images[0], "x", mode="exact")
     with pytest.raises(ValueError, match="one text per image"):
         gl.explain(tiny, images[:2], TEXTS)
+
+
+# ------------------------------------------------------------------------------------------- terms
+def test_terms_recombine_into_the_map(tiny, images):
+    terms = gl.grad_eclip_terms(tiny, images[2], TEXTS[0])
+    exp = gl.explain(tiny, images[2], TEXTS[0])
+    torch.testing.assert_close(terms.emap(), exp.maps)
+    flat = gl.explain(tiny, images[2], TEXTS[0], spatial_weight=False)
+    torch.testing.assert_close(F.relu(terms.gradient_times_value()), flat.maps, rtol=1e-4, atol=1e-6)
+    lam = terms.spatial_weight()
+    assert lam.shape == exp.maps.shape and float(lam.min()) >= 0 and float(lam.max()) <= 1

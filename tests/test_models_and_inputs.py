@@ -19,6 +19,7 @@ def test_random_weights_only_when_asked():
     clip = gl.load_clip("ViT-B-32-quickgelu", pretrained=None)
     assert clip.pretrained is None and "random weights" in repr(clip)
     assert clip.patch_size == 32
+    assert gl.load_clip("ViT-B-32-quickgelu:openai", pretrained=None).pretrained is None
 
 
 def test_offline_without_cache_fails_fast_and_says_what_to_do(monkeypatch, tmp_path):

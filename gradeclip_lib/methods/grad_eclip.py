@@ -14,6 +14,8 @@ Two modes:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -88,8 +90,34 @@ def faithful_lambda(record: Record, query: torch.Tensor, keys: slice | torch.Ten
 
 
 # ---------------------------------------------------------------------------------------------- image
-@register_image("grad_eclip", cost="1 fwd + 1 bwd (to the last block)")
-def grad_eclip_image(
+@dataclass
+class ImageTerms:
+    """The factors of Grad-ECLIP for B pairs: channel weights ``w`` [B, D] (dS/do at the class token),
+    values ``v`` [B, N, D] of the N patches, spatial weight ``lam`` ([B, N], [B, H, N] per head, or None),
+    the explained ``score`` [B] and the token ``grid`` (h, w)."""
+
+    w: torch.Tensor
+    v: torch.Tensor
+    lam: torch.Tensor | None
+    heads: int
+    score: torch.Tensor
+    grid: tuple[int, int]
+
+    def emap(self) -> torch.Tensor:
+        """H = ReLU(sum_c w_c v[i, c] lambda_i) on the token grid [B, h, w]."""
+        return F.relu(weighted_values(self.w, self.v, self.lam, self.heads)).reshape(-1, *self.grid)
+
+    def gradient_times_value(self) -> torch.Tensor:
+        """sum_c w_c v[i, c] before the spatial weight and the ReLU [B, h, w]: signed evidence per patch."""
+        return weighted_values(self.w, self.v, None, self.heads).reshape(-1, *self.grid)
+
+    def spatial_weight(self) -> torch.Tensor:
+        """lambda on the token grid [B, h, w] (the mean over heads in per-head mode)."""
+        lam = torch.ones(self.v.shape[:2], device=self.v.device) if self.lam is None else self.lam
+        return (lam.mean(1) if lam.ndim == 3 else lam).reshape(-1, *self.grid)
+
+
+def image_terms(
     clip: Clip,
     pixels: torch.Tensor,
     targets: torch.Tensor,
@@ -97,8 +125,8 @@ def grad_eclip_image(
     mode: str = "faithful",
     spatial_weight: bool = True,
     qk: str = "head",
-) -> MethodOutput:
-    """Grad-ECLIP image maps [B, h, w] for pairs (pixels[index[b]], targets[b])."""
+) -> ImageTerms:
+    """One forward and one backward (reaching only the last block) giving Grad-ECLIP's factors."""
     _check(mode, qk)
     visual, blocks = clip.visual, clip.vision_blocks
     grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
@@ -110,20 +138,26 @@ def grad_eclip_image(
         score = F.cosine_similarity(f_img.float(), targets.float(), dim=-1)
         grad = cap.grads(score)[0]
         record = cap.records[0]
-        _, _, v = record.qkv()
+        v = record.qkv()[2]
         cls = torch.zeros(len(index), dtype=torch.long, device=x.device)
         lam = faithful_lambda(record, cls, slice(1, None), qk) if spatial_weight else None
         heads = record.heads
     else:
         y, step = single_head_block(blocks[-1], x.detach().requires_grad_(True))
-        f_img = vision_embedding(visual, y)
-        score = F.cosine_similarity(f_img.float(), targets.float(), dim=-1)
+        score = F.cosine_similarity(vision_embedding(visual, y).float(), targets.float(), dim=-1)
         (grad,) = torch.autograd.grad(score.sum(), step.o)
         v = step.v.float()
         lam = minmax(qk_cosine(step.q_out[:, 0].float(), step.k_out[:, 1:].float())) if spatial_weight else None
         heads = 1
-    emap = F.relu(weighted_values(grad[:, 0].float(), v[:, 1:], lam, heads))
-    return MethodOutput(emap.reshape(-1, *grid).detach(), score.detach())
+    return ImageTerms(grad[:, 0].float().detach(), v[:, 1:].detach(), lam, heads, score.detach(), grid)
+
+
+@register_image("grad_eclip", cost="1 fwd + 1 bwd (to the last block)")
+def grad_eclip_image(clip: Clip, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor,
+                     **options) -> MethodOutput:
+    """Grad-ECLIP image maps [B, h, w] for pairs (pixels[index[b]], targets[b]); options as `image_terms`."""
+    terms = image_terms(clip, pixels, targets, index, **options)
+    return MethodOutput(terms.emap(), terms.score)
 
 
 # ---------------------------------------------------------------------------------------------- text

@@ -29,10 +29,11 @@ def as_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
 
 
 def split_name(name: str, pretrained: str | None) -> tuple[str, str | None]:
-    """'ViT-B-16-quickgelu:openai' -> ('ViT-B-16-quickgelu', 'openai'); an explicit tag wins."""
+    """'ViT-B-16-quickgelu:openai' -> ('ViT-B-16-quickgelu', 'openai'). A tag in the name wins over
+    ``pretrained``, except ``pretrained=None``, which always means random weights."""
     if ":" in name and not os.path.exists(name):
         base, tag = name.split(":", 1)
-        return base, pretrained if pretrained is not None else tag
+        return base, None if pretrained is None else tag
     return name, pretrained
 
 

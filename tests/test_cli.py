@@ -1,0 +1,45 @@
+"""The command line, run in-process as a user would run it."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from gradeclip_lib.bench import BenchResult, report
+from gradeclip_lib.cli import main
+
+
+def test_explain_writes_an_overlay_at_the_image_size(images, tmp_path, capsys):
+    src, out = tmp_path / "in.png", tmp_path / "out.png"
+    images[2].save(src)
+    code = main(["explain", str(src), "a red circle", "--model", "ViT-B-32-quickgelu", "--random-weights",
+                 "--out", str(out)])
+    assert code == 0
+    assert Image.open(out).size == images[2].size
+    printed = capsys.readouterr().out
+    assert "random weights" in printed and "cos(image, 'a red circle')" in printed
+
+
+def test_explain_offline_says_what_to_do(images, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    src = tmp_path / "in.png"
+    images[0].save(src)
+    assert main(["explain", str(src), "a cat", "--model", "ViT-B-32-quickgelu:openai"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no weights for ViT-B-32-quickgelu:openai") and "pretrained=None" in err
+
+
+def test_every_verb_has_help(capsys):
+    for verb in ("explain", "bench", "model-check"):
+        with pytest.raises(SystemExit) as exit_:
+            main([verb, "--help"])
+        assert exit_.value.code == 0
+        assert "usage: python -m gradeclip_lib " + verb in capsys.readouterr().out
+
+
+def test_bench_report_gives_the_batched_over_sequential_ratio():
+    rows = [BenchResult("grad_eclip faithful, batched", "cpu", "fp32", 8, 8, 2.0),
+            BenchResult("grad_eclip faithful, one at a time", "cpu", "fp32", 8, 8, 5.0)]
+    text = report(rows)
+    assert "4.0" in text and "1.6" in text and "2.50x" in text
