@@ -6,7 +6,7 @@
 >>> exp.upsampled()  # [1, H, W] in [0, 1]
 """
 
-from . import plotting, samples
+from . import book, plotting, samples, widgets
 from .attention import attention_maps
 from .errors import (
     GradEclipError,
@@ -33,6 +33,7 @@ __all__ = [
     "TextTooLongError",
     "UnsupportedModelError",
     "attention_maps",
+    "book",
     "WeightsUnavailableError",
     "explain",
     "explain_text",
@@ -40,4 +41,5 @@ __all__ = [
     "load_clip",
     "plotting",
     "samples",
+    "widgets",
 ]

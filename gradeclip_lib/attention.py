@@ -30,7 +30,7 @@ def attention_maps(
     grid = (batch.shape[-2] // clip.patch_size, batch.shape[-1] // clip.patch_size)
     with Capture(clip.vision_blocks, leaf=False) as cap:
         run_blocks(clip.vision_blocks, vision_tokens(clip.visual, batch))
-    rows = [record.probs()[:, :, 0, 1:] for record in cap.records]  # [B, H, N] each
+    rows = [record.probs(slice(0, 1))[:, :, 0, 1:] for record in cap.records]  # [B, H, N] each
     return torch.stack(rows, dim=1).reshape(batch.shape[0], len(rows), -1, *grid).cpu()
 
 

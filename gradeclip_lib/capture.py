@@ -44,13 +44,15 @@ class Record:
         b, n, d = t.shape
         return t.reshape(b, n, self.heads, d // self.heads).transpose(1, 2)
 
-    def probs(self) -> torch.Tensor:
-        """Attention probabilities per head [B, H, N, N], recomputed as nn.MultiheadAttention does."""
+    def probs(self, queries: slice = slice(None)) -> torch.Tensor:
+        """Attention probabilities per head [B, H, Q, N] for the query rows ``queries`` (all by default),
+        recomputed as nn.MultiheadAttention does."""
         q, k, _ = (self.split_heads(t) for t in self.qkv())
-        logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+        logits = q[:, :, queries] @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
         if self.attn_mask is not None:
             mask = self.attn_mask.float()
-            logits = logits + (mask.reshape(-1, self.heads, *mask.shape[-2:]) if mask.ndim == 3 else mask)
+            mask = mask.reshape(-1, self.heads, *mask.shape[-2:]) if mask.ndim == 3 else mask
+            logits = logits + mask[..., queries, :]
         return logits.softmax(dim=-1)
 
     def grad_to_o(self, grad_out: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,8 @@ class Explanation:
     """Image explanations for B (image, text) pairs.
 
     ``maps`` is [B, h, w] on the token grid, raw (not normalised), or a list when sizes differ;
-    ``scores`` [B] is the cosine similarity each map explains; ``image_sizes`` each input's (H, W).
+    ``scores`` [B] is the cosine similarity each map explains; ``image_sizes`` the (H, W) each map
+    covers: the input image in keep-size mode, the model's centre crop in crop mode.
     """
 
     maps: Maps
@@ -46,7 +47,7 @@ class Explanation:
         return [_minmax(m) for m in self.maps]
 
     def upsampled(self, normalized: bool = True) -> Maps:
-        """Each map resized (bilinear) to its input image's own size: [B, H, W], or a list."""
+        """Each map resized (bilinear) to the image region it covers (``image_sizes``): [B, H, W], or a list."""
         maps = self.normalized() if normalized else self.maps
         out = [
             F.interpolate(m[None, None].float(), size=size, mode="bilinear", align_corners=False)[0, 0]

@@ -70,7 +70,8 @@ def check_tensor(pixels: torch.Tensor, patch: int) -> torch.Tensor:
 def prepare(
     images: Sequence[ImageInput], patch: int, mean: Sequence[float], std: Sequence[float], crop=None
 ) -> tuple[list[torch.Tensor], list[tuple[int, int]]]:
-    """Model inputs for each image and each image's own (height, width), for upsampling maps back.
+    """Model inputs for each image and the (height, width) of the region each map covers, for upsampling:
+    the image itself in keep-size mode, the centre crop in crop mode.
 
     ``crop`` is the model's standard transform (preprocess="crop"); ``None`` means keep-size.
     """
@@ -81,10 +82,11 @@ def prepare(
             sizes.append(tuple(item.shape[-2:]))
             continue
         image = load_image(item)
-        sizes.append((image.height, image.width))
         if crop is not None:
             check_size(image.height, image.width, patch)
             pixels.append(crop(image))
+            sizes.append(tuple(pixels[-1].shape[-2:]))  # the map covers the centre crop only
         else:
             pixels.append(keep_size(image, patch, mean, std))
+            sizes.append((image.height, image.width))
     return pixels, sizes

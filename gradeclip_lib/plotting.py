@@ -212,3 +212,21 @@ def show_terms(image: ImageInput, terms, title: str = ""):
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def show_similarity(sims: torch.Tensor, rows: Sequence[str], cols: Sequence[str], title: str | None = None):
+    """A table of cosine similarities [len(rows), len(cols)] as an annotated heat map; returns the figure."""
+    sims = torch.as_tensor(sims).float().cpu()
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(cols), 0.9 + 0.45 * len(rows)))
+    ax.imshow(sims.numpy(), cmap="Greens", aspect="auto")
+    ax.set_xticks(range(len(cols)), cols, rotation=25, ha="right", fontsize=9)
+    ax.set_yticks(range(len(rows)), rows, fontsize=9)
+    best = sims.argmax(dim=1)
+    for i in range(sims.shape[0]):
+        for j in range(sims.shape[1]):
+            weight = "bold" if j == int(best[i]) else "normal"
+            ax.text(j, i, f"{float(sims[i, j]):.3f}", ha="center", va="center", fontsize=9, fontweight=weight)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

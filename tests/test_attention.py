@@ -17,10 +17,12 @@ def test_recomputed_attention_equals_materialised_weights(tiny, images):
     pixels = torch.stack([tiny.crop(im)[0] for im in images[:2]])  # any size works for this check
     with torch.no_grad(), Capture(tiny.vision_blocks, leaf=False) as cap:
         run_blocks(tiny.vision_blocks, vision_tokens(tiny.visual, pixels))
-    for record in cap.records:
+    cropped = gl.attention_maps(tiny, images[:2], preprocess="crop")
+    for layer, record in enumerate(cap.records):
         _, weights = record.block.attn(record.x, record.x, record.x, need_weights=True,
                                        average_attn_weights=False)
         torch.testing.assert_close(record.probs(), weights, rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(cropped[:, layer].flatten(2), weights[:, :, 0, 1:], rtol=1e-4, atol=1e-6)
 
 
 def test_text_attention_respects_the_causal_mask(tiny):

@@ -128,7 +128,9 @@ def test_token_grid_of_non_square_images(tiny, size, grid):
 def test_crop_gives_the_training_grid(tiny, images):
     exp = gl.explain(tiny, images, TEXTS, preprocess="crop")
     assert tuple(exp.maps.shape) == (3, 4, 4)
-    assert [tuple(s) for s in exp.image_sizes] == [(40, 56), (40, 56), (33, 70)]
+    assert [tuple(s) for s in exp.image_sizes] == [(32, 32)] * 3  # the maps cover the centre crop
+    assert tuple(exp.upsampled().shape) == (3, 32, 32)
+    assert tiny.crop_view(images[2]).size == (32, 32)
 
 
 def test_normalized_and_upsampled(tiny, images):

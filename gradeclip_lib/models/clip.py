@@ -9,10 +9,12 @@ import open_clip
 import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from open_clip.transformer import ResidualAttentionBlock, TextTransformer, VisionTransformer
+from PIL import Image
 from torch import nn
+from torchvision.transforms import Compose, Normalize, ToTensor
 
 from ..errors import TextTooLongError, UnsupportedModelError
-from ..images import ImageInput, prepare
+from ..images import ImageInput, load_image, prepare
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,11 @@ class Clip:
         items = images if isinstance(images, (list, tuple)) else [images]
         pixels, _ = prepare(items, self.patch_size, self.mean, self.std, crop=self.crop_transform)
         return torch.stack(pixels).to(self.device, self.dtype)
+
+    def crop_view(self, image: ImageInput) -> Image.Image:
+        """What the model sees in crop mode, as a PIL image (resize and centre crop, no normalisation)."""
+        steps = [t for t in self.crop_transform.transforms if not isinstance(t, (ToTensor, Normalize))]
+        return Compose(steps)(load_image(image))
 
     @torch.no_grad()
     def encode_image(self, images: ImageInput | Sequence[ImageInput], normalize: bool = True) -> torch.Tensor:
