@@ -4,8 +4,8 @@ warning box shown on every page that has to fall back to random weights."""
 from __future__ import annotations
 
 import html
+import logging
 import os
-import sys
 
 import torch
 
@@ -43,7 +43,7 @@ def random_weights_notice(spec: str, reason: str) -> str:
 
 def book_model(spec: str | None = None, device: str | None = None) -> Clip:
     """The chapters' model. If its weights cannot be had, the same architecture with random weights,
-    announced by a warning box on the page and a line on stderr."""
+    announced by a warning box on the page (``make book`` also warns in the build log)."""
     spec = spec or model_spec()
     device = device or default_device()
     try:
@@ -51,8 +51,11 @@ def book_model(spec: str | None = None, device: str | None = None) -> Clip:
     except WeightsUnavailableError as err:
         reason = str(err).splitlines()[0]
         name, _ = split_name(spec, None)
-        clip = load_clip(name, pretrained=None, device=device)
-        print(f"WARNING: {spec}: {reason} -- using random weights", file=sys.stderr)
+        logging.disable(logging.WARNING)  # open_clip's own "initialized randomly" line: the box says it
+        try:
+            clip = load_clip(name, pretrained=None, device=device)
+        finally:
+            logging.disable(logging.NOTSET)
         _display_html(_BOX.format(title="Random weights", body=random_weights_notice(spec, html.escape(reason))))
         return clip
 

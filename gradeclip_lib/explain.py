@@ -86,9 +86,10 @@ def explain(
             index = torch.tensor([local[int(image_of[p])] for p in chunk], device=clip.device)
             with torch.enable_grad():
                 out = info.fn(clip, batch, targets[text_of[chunk]], index, **options)
+            chunk_maps = out.maps.float().cpu()  # one device-to-host copy per chunk
+            scores[chunk] = out.scores.float().cpu()
             for j, p in enumerate(chunk):
-                maps[p] = out.maps[j].float().cpu()
-                scores[p] = out.scores[j].float().cpu()
+                maps[p] = chunk_maps[j]
     return Explanation(
         maps=_stack_if_same(maps),
         scores=scores,

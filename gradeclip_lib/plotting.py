@@ -192,24 +192,27 @@ def plot_curve(values: Sequence[float] | torch.Tensor, xlabel: str, ylabel: str,
 
 
 def show_terms(image: ImageInput, terms, title: str = ""):
-    """Grad-ECLIP's factors side by side: signed gradient x value, spatial weight, and the final map."""
+    """Grad-ECLIP's factors in a 2 x 2 figure: the image, the signed gradient x value, the spatial
+    weight, and the final map (their product after the ReLU) over the image; returns the figure."""
     gv = terms.gradient_times_value()[0]
     lam = terms.spatial_weight()[0]
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+    fig, axes = plt.subplots(2, 2, figsize=(8, 6.4))
+    axes = axes.flat
     axes[0].imshow(_to_numpy(image))
-    axes[0].set_title("image", fontsize=10)
+    axes[0].set_title("image", fontsize=11)
     lim = float(gv.abs().max()) or 1.0
     im = axes[1].imshow(gv.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim)
-    axes[1].set_title(r"$\sum_c w_c\, v_{ic}$ (signed)", fontsize=10)
+    axes[1].set_title(r"gradient x value $\sum_c w_c\, v_{ic}$ (red raises S)", fontsize=11)
     fig.colorbar(im, ax=axes[1], fraction=0.046)
     im = axes[2].imshow(lam.numpy(), cmap="viridis", vmin=0, vmax=1)
-    axes[2].set_title(r"spatial weight $\lambda_i$", fontsize=10)
+    axes[2].set_title(r"spatial weight $\lambda_i$", fontsize=11)
     fig.colorbar(im, ax=axes[2], fraction=0.046)
-    show_map(image, terms.emap()[0], "Grad-ECLIP: ReLU of the product", ax=axes[3])
+    show_map(image, terms.emap()[0], "Grad-ECLIP = ReLU(gradient x value x spatial weight)", ax=axes[3])
+    axes[3].title.set_fontsize(11)
     for ax in axes:
         ax.set_axis_off()
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=12)
     fig.tight_layout()
     return fig
 

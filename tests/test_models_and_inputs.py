@@ -19,7 +19,11 @@ def test_random_weights_only_when_asked():
     clip = gl.load_clip("ViT-B-32-quickgelu", pretrained=None)
     assert clip.pretrained is None and "random weights" in repr(clip)
     assert clip.patch_size == 32
-    assert gl.load_clip("ViT-B-32-quickgelu:openai", pretrained=None).pretrained is None
+    again = gl.load_clip("ViT-B-32-quickgelu:openai", pretrained=None)
+    assert again.pretrained is None
+    torch.testing.assert_close(again.visual.proj, clip.visual.proj)  # same seed, same weights
+    other = gl.load_clip("ViT-B-32-quickgelu", pretrained=None, seed=1)
+    assert not torch.allclose(other.visual.proj, clip.visual.proj)
 
 
 def test_offline_without_cache_fails_fast_and_says_what_to_do(monkeypatch, tmp_path):

@@ -93,10 +93,12 @@ def load_clip(
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype | None = None,
     cache_dir: str | None = None,
+    seed: int = 0,
 ) -> Clip:
     """Build a `Clip` from an open_clip model name and a pretrained tag, a weights file, or None.
 
-    ``pretrained=None`` is the explicit choice of random weights; a tag whose weights are neither
+    ``pretrained=None`` is the explicit choice of random weights (drawn reproducibly from ``seed``,
+    without touching the global random state); a tag whose weights are neither
     cached nor downloadable raises `WeightsUnavailableError` within seconds, never random weights.
     ``name`` may carry the tag, as in ``"ViT-B-16-quickgelu:openai"``.
     """
@@ -104,7 +106,11 @@ def load_clip(
     if name not in open_clip.list_models():
         raise ValueError(f"unknown open_clip model {name!r}; see open_clip.list_models() for the names.")
     preprocess: dict = {}
-    if pretrained is None or os.path.isfile(pretrained):
+    if pretrained is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = open_clip.create_model(name, pretrained=None, cache_dir=cache_dir)
+    elif os.path.isfile(pretrained):
         model = open_clip.create_model(name, pretrained=pretrained, cache_dir=cache_dir)
     else:
         if pretrained.endswith((".pt", ".bin", ".safetensors", ".pth")) or os.sep in pretrained:
