@@ -34,9 +34,16 @@ class BenchResult:
 
 
 def device_name(device: str) -> str:
+    """The GPU's name, or the CPU's model and the threads torch uses."""
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {torch.get_num_threads()} threads"
 
 
 def _timed(fn: Callable[[], None], device: str, repeats: int) -> float:
@@ -74,10 +81,15 @@ def bench_grad_eclip(
         for i in range(batch):
             explain(clip, pixels[i], texts[i], mode=mode)
 
+    @torch.no_grad()
+    def forward() -> None:
+        clip.model.encode_image(pixels)
+
     results = []
-    for what, fn in (("batched", batched), ("one at a time", one_by_one)):
+    for what, fn in (("batched", batched), ("one at a time", one_by_one), ("forward only", forward)):
         seconds = _timed(fn, device, repeats)
-        results.append(BenchResult(f"grad_eclip {mode}, {what}", device, dtype, batch, batch, seconds))
+        label = "encode_image, forward only" if fn is forward else f"grad_eclip {mode}, {what}"
+        results.append(BenchResult(label, device, dtype, batch, batch, seconds))
     return results
 
 
@@ -93,6 +105,9 @@ def report(results: list[BenchResult]) -> str:
         if "batched" in rates and "one at a time" in rates:
             lines.append(f"ratio batched / one at a time ({dev}, {dt}, batch {b}): "
                          f"{rates['batched'] / rates['one at a time']:.2f}x")
+        if "batched" in rates and "forward only" in rates:
+            lines.append(f"ratio Grad-ECLIP maps / forward-only images ({dev}, {dt}, batch {b}): "
+                         f"{rates['batched'] / rates['forward only']:.2f}")
     return "\n".join(lines)
 
 

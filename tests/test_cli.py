@@ -40,6 +40,8 @@ def test_every_verb_has_help(capsys):
 
 def test_bench_report_gives_the_batched_over_sequential_ratio():
     rows = [BenchResult("grad_eclip faithful, batched", "cpu", "fp32", 8, 8, 2.0),
-            BenchResult("grad_eclip faithful, one at a time", "cpu", "fp32", 8, 8, 5.0)]
+            BenchResult("grad_eclip faithful, one at a time", "cpu", "fp32", 8, 8, 5.0),
+            BenchResult("encode_image, forward only", "cpu", "fp32", 8, 8, 1.0)]
     text = report(rows)
     assert "4.0" in text and "1.6" in text and "2.50x" in text
+    assert "forward-only images (cpu, fp32, batch 8): 0.50" in text
