@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -45,7 +46,7 @@ def show_map(image: ImageInput, emap, title: str | None = None, ax=None, alpha: 
     ax.imshow(overlay(image, emap, alpha))
     ax.set_axis_off()
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(textwrap.fill(title, 28), fontsize=11)
     return ax
 
 
@@ -53,7 +54,7 @@ def show_panels(
     image: ImageInput,
     maps: Mapping[str, torch.Tensor | np.ndarray],
     with_image: bool = True,
-    size: float = 3.0,
+    size: float = 2.6,
     alpha: float = 0.5,
 ):
     """One row: the image, then each named map over it (same normalisation for all); returns the figure."""
@@ -63,7 +64,7 @@ def show_panels(
     if with_image:
         axes[0].imshow(_to_numpy(image))
         axes[0].set_axis_off()
-        axes[0].set_title("image", fontsize=10)
+        axes[0].set_title("image", fontsize=11)
     for ax, (name, emap) in zip(axes[int(with_image):], maps.items()):
         show_map(image, emap, name, ax=ax, alpha=alpha)
     fig.tight_layout()
@@ -71,7 +72,7 @@ def show_panels(
 
 
 def show_grid(images: Sequence[ImageInput], maps: Sequence, titles: Sequence[str] | None = None,
-              cols: int = 4, size: float = 3.0):
+              cols: int = 4, size: float = 2.6):
     """Several (image, map) overlays in a grid; returns the figure."""
     rows = (len(images) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
