@@ -70,6 +70,17 @@ def grad_eclip_paper_image(model, img: Image.Image, text_emb: torch.Tensor, patc
     return emap.reshape(*size).detach(), float(c.detach())
 
 
+def multi_head(q, k, v, heads: int, mask=None) -> torch.Tensor:
+    """Batch-first multi-head attention written head by head: [B, N, D] -> [B, N, D] (before out_proj)."""
+    d = q.shape[-1] // heads
+    out = []
+    for i in range(heads):
+        sl = slice(i * d, (i + 1) * d)
+        logits = q[..., sl] @ k[..., sl].transpose(1, 2) / math.sqrt(d)
+        out.append((logits if mask is None else logits + mask).softmax(-1) @ v[..., sl])
+    return torch.cat(out, -1)
+
+
 def multi_head_last_block(model, pixels: torch.Tensor):
     """The model's own forward to the image embedding, with the last block's multi-head attention
     written out head by head, returning (f_I, o [B, N, D] requiring grad, q, k, v [B, N, D])."""
@@ -82,15 +93,8 @@ def multi_head_last_block(model, pixels: torch.Tensor):
     for blk in blocks[:-1]:
         x = blk(x)
     tr = blocks[-1]
-    h = tr.attn.num_heads
     q, k, v = F.linear(tr.ln_1(x), tr.attn.in_proj_weight, tr.attn.in_proj_bias).chunk(3, dim=-1)
-    d = q.shape[-1] // h
-    heads = []
-    for i in range(h):
-        sl = slice(i * d, (i + 1) * d)
-        a = (q[..., sl] @ k[..., sl].transpose(1, 2) / math.sqrt(d)).softmax(-1)
-        heads.append(a @ v[..., sl])
-    o = torch.cat(heads, -1).detach().requires_grad_(True)
+    o = multi_head(q, k, v, tr.attn.num_heads).detach().requires_grad_(True)
     y = x + F.linear(o, tr.attn.out_proj.weight, tr.attn.out_proj.bias)
     y = y + tr.mlp(tr.ln_2(y))
     f = visual.ln_post(y)[:, 0] @ visual.proj
@@ -162,12 +166,7 @@ def grad_eclip_faithful_text(model, ids: torch.Tensor, image_emb: torch.Tensor, 
         h = tr.attn.num_heads
         q, k, v = F.linear(tr.ln_1(x), tr.attn.in_proj_weight, tr.attn.in_proj_bias).chunk(3, dim=-1)
         d = q.shape[-1] // h
-        heads = []
-        for i in range(h):
-            sl = slice(i * d, (i + 1) * d)
-            a = (q[..., sl] @ k[..., sl].transpose(1, 2) / math.sqrt(d) + mask).softmax(-1)
-            heads.append(a @ v[..., sl])
-        o = torch.cat(heads, -1)
+        o = multi_head(q, k, v, h, mask)
         saved.append((o, q.detach()[0], k.detach()[0], v.detach()[0], h, d))
         x = x + F.linear(o, tr.attn.out_proj.weight, tr.attn.out_proj.bias)
         x = x + tr.mlp(tr.ln_2(x))
