@@ -100,8 +100,18 @@ def load_clip(
     ``pretrained=None`` is the explicit choice of random weights (drawn reproducibly from ``seed``,
     without touching the global random state); a tag whose weights are neither
     cached nor downloadable raises `WeightsUnavailableError` within seconds, never random weights.
-    ``name`` may carry the tag, as in ``"ViT-B-16-quickgelu:openai"``.
+    ``name`` may carry the tag, as in ``"ViT-B-16-quickgelu:openai"``. ``"shapes"`` loads the
+    ShapesWorld model trained by ``python -m gradeclip_lib.synthetic train``.
     """
+    if name == "shapes":  # the ShapesWorld model shipped in data/shapes (or a folder given as pretrained)
+        from ..synthetic import model as shapes
+
+        if pretrained is None:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                return shapes.wrap(shapes.build_model().to(device=device, dtype=as_dtype(dtype)))
+        folder = shapes.SHAPES_DIR if pretrained == "openai" else pretrained
+        return shapes.load_shapes_clip(folder, device=device, dtype=as_dtype(dtype))
     name, pretrained = split_name(name, None if pretrained is None else os.fspath(pretrained))
     if name not in open_clip.list_models():
         raise ValueError(f"unknown open_clip model {name!r}; see open_clip.list_models() for the names.")

@@ -1,0 +1,83 @@
+"""The ShapesWorld CLIP: an open_clip `CLIP` (ViT image tower with 8-px patches, causal text tower with
+end-token pooling) whose architecture is data (a config dict saved next to its weights)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import open_clip
+import torch
+from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+
+from ..errors import WeightsUnavailableError
+from ..models.clip import Clip
+from ..samples import DATA_DIR
+from .scenes import IMAGE_SIZE
+from .tokenizer import WordTokenizer
+
+SHAPES_DIR = DATA_DIR / "shapes"
+MEAN = STD = (0.5, 0.5, 0.5)
+
+
+def default_config() -> dict:
+    """The shipped model's architecture (see the ShapesWorld chapter for how it was chosen)."""
+    vocab = len(WordTokenizer())
+    return {
+        "embed_dim": 128,
+        "vision_cfg": {"image_size": IMAGE_SIZE, "patch_size": 8, "width": 192, "layers": 4, "head_width": 64},
+        "text_cfg": {"context_length": 32, "vocab_size": vocab, "width": 128, "heads": 2, "layers": 3},
+        "quick_gelu": False,
+    }
+
+
+def build_model(config: dict | None = None) -> open_clip.CLIP:
+    """A randomly initialised ShapesWorld CLIP from a config dict."""
+    cfg = config or default_config()
+    return open_clip.CLIP(
+        embed_dim=cfg["embed_dim"],
+        vision_cfg=CLIPVisionCfg(**cfg["vision_cfg"]),
+        text_cfg=CLIPTextCfg(**cfg["text_cfg"]),
+        quick_gelu=cfg.get("quick_gelu", False),
+    )
+
+
+def wrap(model: open_clip.CLIP, config: dict | None = None, pretrained: str | None = None) -> Clip:
+    """A `Clip` around a ShapesWorld model, with its word tokenizer and preprocessing."""
+    cfg = config or default_config()
+    tokenizer = WordTokenizer(context_length=cfg["text_cfg"]["context_length"])
+    size = cfg["vision_cfg"]["image_size"]
+    return Clip(model, tokenizer, preprocess_cfg={"size": size, "mean": MEAN, "std": STD},
+                name="shapes", pretrained=pretrained)
+
+
+def save(model: open_clip.CLIP, config: dict, folder: str | Path = SHAPES_DIR) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` (fp16, a few MB) into ``folder``."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config, indent=1))
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, folder / "model.safetensors")
+    return folder / "model.safetensors"
+
+
+def load_shapes_clip(folder: str | Path = SHAPES_DIR, device: str | torch.device = "cpu",
+                     dtype: torch.dtype | None = None) -> Clip:
+    """The trained ShapesWorld model shipped in ``data/shapes`` (or another folder from ``train``)."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    weights, config_file = folder / "model.safetensors", folder / "config.json"
+    if not weights.is_file() or not config_file.is_file():
+        raise WeightsUnavailableError(
+            f"no ShapesWorld model in {folder} (needs model.safetensors and config.json); train one with "
+            f"`python -m gradeclip_lib.synthetic train --out {folder}` (minutes on a GPU)."
+        )
+    config = json.loads(config_file.read_text())
+    model = build_model(config)
+    state = {k: v.float() for k, v in load_file(weights).items()}
+    model.load_state_dict(state)
+    model.to(device=device, dtype=dtype)
+    return wrap(model, config, pretrained=str(folder.name))

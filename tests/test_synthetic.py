@@ -1,0 +1,124 @@
+"""ShapesWorld: the generator's promises, the tokenizer, the model plumbing and a short training run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import gradeclip_lib as gl
+from gradeclip_lib.synthetic import COLOURS, SHAPES, WordTokenizer, make_scenes
+from gradeclip_lib.synthetic.model import build_model, default_config, load_shapes_clip, save, wrap
+from gradeclip_lib.synthetic.scenes import shape_mask
+from gradeclip_lib.synthetic.train import TrainConfig, contrastive_loss, train
+
+
+def test_deterministic_per_seed_and_index():
+    a = make_scenes(6, seed=3)
+    b = make_scenes(6, seed=3)
+    for x, y in zip(a, b):
+        assert x.caption == y.caption
+        assert np.array_equal(np.asarray(x.image), np.asarray(y.image))
+    tail = make_scenes(2, seed=3, start=4)  # scene i does not depend on how many are asked for
+    assert tail[0].caption == a[4].caption and np.array_equal(np.asarray(tail[1].image), np.asarray(a[5].image))
+    assert make_scenes(1, seed=4)[0].caption != a[0].caption or not np.array_equal(
+        np.asarray(make_scenes(1, seed=4)[0].image), np.asarray(a[0].image))
+
+
+@pytest.mark.parametrize("count", [1, 3, 5])
+def test_objects_are_distinct_and_masks_match_the_drawn_pixels(count):
+    for scene in make_scenes(20, seed=count, n_objects=count):
+        assert len(scene.objects) == count
+        assert len({o.colour for o in scene.objects}) == count and len({o.shape for o in scene.objects}) == count
+        pixels = np.asarray(scene.image).astype(float)
+        union = np.zeros(pixels.shape[:2], dtype=bool)
+        for obj in scene.objects:
+            assert obj.mask.sum() > 30
+            assert not (union & obj.mask).any()  # no overlap
+            union |= obj.mask
+            colour = np.asarray(COLOURS[obj.colour], float)
+            inside = pixels[obj.mask]
+            assert np.abs(inside.mean(0) / colour.clip(1) - inside.mean(0).mean() / colour.mean()).max() < 0.2
+            assert np.linalg.norm(inside - inside.mean(0), axis=1).mean() < 20  # flat colour, light grain
+        background = pixels[~union]
+        assert np.abs(background - background.mean(0)).mean() > 5  # textured, not flat
+
+
+def test_captions_name_every_object_once():
+    for scene in make_scenes(50, seed=1, n_objects=(1, 4)):
+        for obj in scene.objects:
+            assert scene.caption.count(obj.phrase) == 1
+        assert scene.caption.count(" and ") == len(scene.objects) - 1
+
+
+def test_shape_masks_are_told_apart():
+    masks = {s: shape_mask(s, 64, 32, 32, 20, 0.0) for s in SHAPES}
+    areas = {s: int(m.sum()) for s, m in masks.items()}
+    circle = np.pi * 20**2
+    triangle = 3 * 3**0.5 / 4 * 20**2  # equilateral, circumradius 20
+    assert abs(areas["circle"] - circle) / circle < 0.05
+    assert abs(areas["triangle"] - triangle) / triangle < 0.05
+    assert areas["triangle"] < areas["star"] < areas["cross"] < areas["square"] < areas["circle"]
+    for a in SHAPES:
+        for b in SHAPES:
+            if a < b:
+                assert (masks[a] ^ masks[b]).sum() > 50
+
+
+def test_too_many_objects_is_refused():
+    with pytest.raises(ValueError, match="1..5"):
+        make_scenes(1, n_objects=6)
+
+
+def test_word_tokenizer_follows_clip_conventions():
+    tok = WordTokenizer()
+    ids = tok(["a red circle and a blue star", "a purple zebra"])
+    assert ids.shape == (2, 32)
+    assert int(ids[0, 0]) == tok.sot_token_id and int(ids[0].argmax()) == 8  # end token has the largest id
+    assert tok.decode(ids[0, 1:8].tolist()) == "a red circle and a blue star"
+    assert tok.decode(tok.encode("a purple zebra")) == "a purple <unk>"
+
+
+def test_shapes_model_runs_every_part_of_the_library():
+    clip = gl.load_clip("shapes", pretrained=None)
+    scenes = make_scenes(3, seed=0, n_objects=3)
+    exp = gl.explain(clip, [s.image for s in scenes], [s.objects[0].phrase for s in scenes])
+    assert tuple(exp.maps.shape) == (3, 12, 12)
+    words = gl.explain_text(clip, scenes[0].image, scenes[0].caption)
+    assert " ".join(words.tokens) == scenes[0].caption.lower()
+
+
+def test_save_and_load_round_trip(tmp_path):
+    cfg = default_config()
+    model = build_model(cfg)
+    save(model, cfg, tmp_path)
+    clip = load_shapes_clip(tmp_path)
+    image = make_scenes(1, seed=5)[0].image
+    reference = wrap(model, cfg).encode_image(image)
+    assert torch.nn.functional.cosine_similarity(clip.encode_image(image), reference).item() > 0.999
+    assert (tmp_path / "model.safetensors").stat().st_size < 6e6
+
+
+def test_missing_model_says_how_to_train_it(tmp_path):
+    with pytest.raises(gl.WeightsUnavailableError, match="python -m gradeclip_lib.synthetic train"):
+        gl.load_clip("shapes", pretrained=str(tmp_path))
+
+
+def test_contrastive_loss_treats_same_objects_as_positives():
+    img = torch.eye(3)
+    txt = torch.eye(3)
+    apart = contrastive_loss(img, txt, torch.tensor([0, 1, 2]), torch.tensor(10.0))
+    merged = contrastive_loss(img, txt, torch.tensor([0, 0, 2]), torch.tensor(10.0))
+    assert merged > apart  # rows 0 and 1 now also want each other's text
+
+
+def test_a_short_training_run_lowers_the_loss(tmp_path):
+    cfg = TrainConfig(steps=80, batch_size=64, scenes=600, lr=1e-3, n_objects=(1, 1), eval_every=0,
+                      model={"embed_dim": 32, "quick_gelu": False,
+                             "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 2,
+                                            "head_width": 32},
+                             "text_cfg": {"context_length": 32, "vocab_size": len(WordTokenizer()), "width": 32,
+                                          "heads": 2, "layers": 2}})
+    history = train(cfg, out=tmp_path, device="cpu", workers=1, progress=False)
+    assert history["loss"][-1] < history["loss"][0] - 0.3
+    assert (tmp_path / "history.json").exists() and (tmp_path / "model.safetensors").exists()
