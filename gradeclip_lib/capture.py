@@ -22,6 +22,7 @@ class Record:
     """What one attention block saw and produced in the last forward pass (batch-first tensors)."""
 
     block: ResidualAttentionBlock
+    input: torch.Tensor | None = None  # the block's input [B, N, D] (the grad leaf for the first block)
     x: torch.Tensor | None = None  # ln_1 output [B, N, D]
     out: torch.Tensor | None = None  # attention output after out_proj [B, N, D], in the graph
     attn_mask: torch.Tensor | None = None
@@ -65,6 +66,7 @@ class Capture:
 
     With ``leaf=True`` the first block's input becomes a fresh leaf that requires grad, so the
     backward pass reaches the captured blocks and stops there (the model's weights are frozen).
+    Each record keeps its block's input too (Grad-CAM differentiates with respect to it).
     """
 
     def __init__(self, blocks: Sequence[ResidualAttentionBlock], leaf: bool = True) -> None:
@@ -88,14 +90,16 @@ class Capture:
                 record.out = out if batch_first else out.transpose(0, 1)
                 record.attn_mask = kwargs.get("attn_mask")
 
+            first = self.leaf and record is self.records[0]
+
+            def keep_input(_module, args, kwargs, record=record, batch_first=batch_first, leaf=first):
+                x = args[0].detach().requires_grad_(True) if leaf else args[0]
+                record.input = x if batch_first else x.transpose(0, 1)
+                return ((x, *args[1:]), kwargs) if leaf else None
+
+            self._handles.append(block.register_forward_pre_hook(keep_input, with_kwargs=True))
             self._handles.append(block.ln_1.register_forward_hook(keep_x))
             self._handles.append(block.attn.register_forward_hook(keep_out, with_kwargs=True))
-        if self.leaf and self.blocks:
-
-            def make_leaf(_module, args, kwargs):
-                return (args[0].detach().requires_grad_(True), *args[1:]), kwargs
-
-            self._handles.append(self.blocks[0].register_forward_pre_hook(make_leaf, with_kwargs=True))
         return self
 
     def __exit__(self, *exc) -> None:

@@ -182,3 +182,91 @@ def grad_eclip_faithful_text(model, ids: torch.Tensor, image_emb: torch.Tensor, 
             total[: eos + 1] += (grad[sl] * v[: eos + 1, sl]).sum(-1) * lam
     emap = F.relu(total)[1:eos]
     return emap / emap.sum()
+
+
+# ------------------------------------------------------------------------------------------ baselines
+def plain_vision_forward(model, pixels: torch.Tensor):
+    """The image tower with every attention written out (and checked against need_weights=True).
+    Returns the embedding and, per block, its input, its ln_1 output and its attention weights [B, H, N, N]."""
+    visual = model.visual
+    x = torch.cat([visual.class_embedding.expand(pixels.shape[0], 1, -1),
+                   visual.conv1(pixels).flatten(2).transpose(1, 2)], 1) + visual.positional_embedding
+    x = visual.ln_pre(x).detach().requires_grad_(True)
+    records = []
+    for blk in visual.transformer.resblocks:
+        x = _explicit_block(blk, x, None, records)
+    return visual.ln_post(x)[:, 0] @ visual.proj, records
+
+
+def _explicit_block(blk, x, mask, records):
+    """One block with its attention probabilities as a graph node [B, H, N, N] (so that dS/dA can be
+    taken by autograd), checked against nn.MultiheadAttention's own need_weights=True output."""
+    h = blk.ln_1(x)
+    heads = blk.attn.num_heads
+    q, k, v = F.linear(h, blk.attn.in_proj_weight, blk.attn.in_proj_bias).chunk(3, dim=-1)
+    split = lambda t: t.reshape(t.shape[0], t.shape[1], heads, -1).transpose(1, 2)  # noqa: E731
+    logits = split(q) @ split(k).transpose(-1, -2) / math.sqrt(q.shape[-1] // heads)
+    weights = (logits if mask is None else logits + mask).softmax(-1)
+    _, materialised = blk.attn(h, h, h, need_weights=True, average_attn_weights=False, attn_mask=mask)
+    torch.testing.assert_close(weights, materialised, rtol=1e-4, atol=1e-6)
+    o = (weights @ split(v)).transpose(1, 2).reshape(x.shape)
+    records.append({"input": x, "h": h, "weights": weights})
+    x = x + F.linear(o, blk.attn.out_proj.weight, blk.attn.out_proj.bias)
+    return x + blk.mlp(blk.ln_2(x))
+
+
+def plain_text_forward(model, ids: torch.Tensor):
+    """The text tower with materialised causal attention; returns the embedding and per-block records."""
+    x = (model.token_embedding(ids) + model.positional_embedding).detach().requires_grad_(True)
+    records = []
+    for blk in model.transformer.resblocks:
+        x = _explicit_block(blk, x, model.attn_mask, records)
+    eos = ids.argmax(-1)
+    return model.ln_final(x)[torch.arange(len(ids)), eos] @ model.text_projection, records
+
+
+def abnar_rollout(weights: list[torch.Tensor]) -> torch.Tensor:
+    """compute_rollout_attention of the authors' code on head-averaged weights [B, N, N]."""
+    eye = torch.eye(weights[0].shape[-1])
+    aug = [(w + eye) / (w + eye).sum(-1, keepdim=True) for w in weights]
+    joint = aug[0]
+    for a in aug[1:]:
+        joint = a.bmm(joint)
+    return joint
+
+
+def chefer_relevance(logit: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
+    """Chefer's interpret(): R = I; R += mean_h((grad * cam)^+) R over the given blocks' weights."""
+    n = weights[0].shape[-1]
+    rel = torch.eye(n).unsqueeze(0).expand(weights[0].shape[0], n, n)
+    for w in weights:
+        grad = torch.autograd.grad(logit.sum(), [w], retain_graph=True)[0]
+        cam = (grad * w).clamp(min=0).mean(dim=1)
+        rel = rel + torch.bmm(cam, rel)
+    return rel
+
+
+def mask_clip_reference(model, pixels, text_emb):
+    """The authors' value path: v_final = out_proj(v) + x_in; += mlp(ln_2(.)); ln_post; proj; cos per patch."""
+    _, records = plain_vision_forward(model, pixels)
+    tr, rec = model.visual.transformer.resblocks[-1], records[-1]
+    d = rec["h"].shape[-1]
+    v = F.linear(rec["h"], tr.attn.in_proj_weight[2 * d:], tr.attn.in_proj_bias[2 * d:])
+    v_final = F.linear(v, tr.attn.out_proj.weight, tr.attn.out_proj.bias) + rec["input"]
+    v_final = v_final + tr.mlp(tr.ln_2(v_final))
+    feats = model.visual.ln_post(v_final) @ model.visual.proj
+    return F.cosine_similarity(feats[:, 1:], text_emb[:, None], dim=-1).detach()
+
+
+def clip_surgery_reference(model, pixels, text_emb, empty_emb, depth):
+    """CLIP Surgery's dual-path blocks (v-v attention, no FFN on the new path) and feature surgery
+    against the empty string, head by head."""
+    _, records = plain_vision_forward(model, pixels)
+    blocks = model.visual.transformer.resblocks
+    x = records[-depth]["input"]
+    for blk, rec in zip(blocks[-depth:], records[-depth:]):
+        d, h = rec["h"].shape[-1], blk.attn.num_heads
+        v = F.linear(rec["h"], blk.attn.in_proj_weight[2 * d:], blk.attn.in_proj_bias[2 * d:])
+        x = x + F.linear(multi_head(v, v, v, h), blk.attn.out_proj.weight, blk.attn.out_proj.bias)
+    feats = F.normalize(model.visual.ln_post(x) @ model.visual.proj, dim=-1)
+    return (feats[:, 1:] @ (F.normalize(text_emb, dim=-1) - empty_emb).T).detach()

@@ -1,6 +1,16 @@
-"""Explanation methods, one module each, registered by name (see `registry`)."""
+"""Explanation methods, one module each, registered by name behind one interface (see `registry`)."""
 
-from . import grad_eclip  # noqa: F401  (registers the method)
+from . import (  # noqa: F401  (importing a module registers its methods)
+    attention_maps,
+    clip_surgery,
+    game,
+    grad_cam,
+    grad_eclip,
+    m2ib,
+    mask_clip,
+    random_map,
+    rise,
+)
 from .registry import IMAGE_METHODS, TEXT_METHODS, MethodOutput, register_image, register_text
 
 __all__ = ["IMAGE_METHODS", "TEXT_METHODS", "MethodOutput", "register_image", "register_text"]

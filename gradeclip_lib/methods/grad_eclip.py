@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..capture import Capture, Record
+from ..capture import Record
 from ..models.clip import Clip
 from ..models.towers import (
     run_blocks,
@@ -29,6 +29,7 @@ from ..models.towers import (
     vision_embedding,
     vision_tokens,
 )
+from .common import cosine, text_keep, text_pass, vision_pass
 from .registry import MethodOutput, register_image, register_text
 from .single_head import single_head_block
 
@@ -128,23 +129,22 @@ def image_terms(
 ) -> ImageTerms:
     """One forward and one backward (reaching only the last block) giving Grad-ECLIP's factors."""
     _check(mode, qk)
-    visual, blocks = clip.visual, clip.vision_blocks
-    grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
-    with torch.no_grad():
-        x = run_blocks(blocks[:-1], vision_tokens(visual, pixels))[index]
     if mode == "faithful":
-        with Capture(blocks[-1:]) as cap:
-            f_img = vision_embedding(visual, run_blocks(blocks[-1:], x))
-        score = F.cosine_similarity(f_img.float(), targets.float(), dim=-1)
-        grad = cap.grads(score)[0]
-        record = cap.records[0]
+        run = vision_pass(clip, pixels, index, first=-1)
+        score = cosine(run.embedding, targets)
+        grad = run.capture.grads(score)[0]
+        record = run.records[0]
         v = record.qkv()[2]
-        cls = torch.zeros(len(index), dtype=torch.long, device=x.device)
+        cls = torch.zeros(len(index), dtype=torch.long, device=grad.device)
         lam = faithful_lambda(record, cls, slice(1, None), qk) if spatial_weight else None
-        heads = record.heads
+        heads, grid = record.heads, run.grid
     else:
+        visual, blocks = clip.visual, clip.vision_blocks
+        grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
+        with torch.no_grad():
+            x = run_blocks(blocks[:-1], vision_tokens(visual, pixels))[index]
         y, step = single_head_block(blocks[-1], x.detach().requires_grad_(True))
-        score = F.cosine_similarity(vision_embedding(visual, y).float(), targets.float(), dim=-1)
+        score = cosine(vision_embedding(visual, y), targets)
         (grad,) = torch.autograd.grad(score.sum(), step.o)
         v = step.v.float()
         lam = minmax(qk_cosine(step.q_out[:, 0].float(), step.k_out[:, 1:].float())) if spatial_weight else None
@@ -173,40 +173,35 @@ def grad_eclip_text(
 ) -> MethodOutput:
     """Grad-ECLIP word weights [B, L] (0 outside tokens 1 .. eos-1, each row summing to 1)."""
     _check(mode, qk)
-    tower = clip.text_tower
-    blocks = tower.blocks
-    n = min(n_layers, len(blocks))
+    n = min(n_layers, len(clip.text_tower.blocks))
     eos = ids.argmax(dim=-1)
     rows = torch.arange(ids.shape[0], device=ids.device)
-    x = text_tokens(tower, ids)
-    mask = text_mask(tower, ids.shape[1], x.dtype)
-    with torch.no_grad():
-        x = run_blocks(blocks[:-n], x, mask)
     total = torch.zeros(ids.shape, device=ids.device)
     if mode == "faithful":
-        with Capture(blocks[-n:]) as cap:
-            f_txt = text_embedding(tower, run_blocks(blocks[-n:], x, mask), ids)
-        score = F.cosine_similarity(f_txt.float(), targets.float(), dim=-1)
+        run = text_pass(clip, ids, first=-n)
+        score = cosine(run.embedding, targets)
         positions = torch.arange(ids.shape[1], device=ids.device)
         visible = positions.unsqueeze(0) <= eos.unsqueeze(1)  # keys the end token attends to
-        for record, grad in zip(cap.records, cap.grads(score)):
+        for record, grad in zip(run.records, run.capture.grads(score)):
             _, _, v = record.qkv()
             lam = faithful_lambda(record, eos, visible, qk) if spatial_weight else None
             total += weighted_values(grad[rows, eos], v, lam, record.heads)
     else:
+        tower = clip.text_tower
+        x = text_tokens(tower, ids)
+        mask = text_mask(tower, ids.shape[1], x.dtype)
+        with torch.no_grad():
+            x = run_blocks(tower.blocks[:-n], x, mask)
         x = x.detach().requires_grad_(True)
         steps = []
-        for block in blocks[-n:]:
+        for block in tower.blocks[-n:]:
             x, step = single_head_block(block, x, mask)
             steps.append(step)
-        f_txt = text_embedding(tower, x, ids)
-        score = F.cosine_similarity(f_txt.float(), targets.float(), dim=-1)
+        score = cosine(text_embedding(tower, x, ids), targets)
         grads = torch.autograd.grad(score.sum(), [s.o for s in steps])
         for step, grad in zip(steps, grads):
             lam = minmax(qk_cosine(step.q_out[rows, eos].float(), step.k_out.float())) if spatial_weight else None
             total += weighted_values(grad[rows, eos].float(), step.v.float(), lam, 1)
-    weights = F.relu(total)
-    positions = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
-    weights = weights * ((positions >= 1) & (positions < eos.unsqueeze(1)))
+    weights = F.relu(total) * text_keep(ids)
     weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-12)
     return MethodOutput(weights.detach(), score.detach())

@@ -1,0 +1,70 @@
+"""Forward passes the methods share: the image tower run to its embedding with chosen blocks captured,
+and the cosine score that most methods explain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..capture import Capture, Record
+from ..models.clip import Clip
+from ..models.towers import run_blocks, text_embedding, text_mask, text_tokens, vision_embedding, vision_tokens
+
+
+@dataclass
+class Pass:
+    """One forward pass: the embedding [B, E], the records of the captured blocks, and the token grid."""
+
+    embedding: torch.Tensor
+    records: list[Record]
+    capture: Capture
+    grid: tuple[int, int] = (0, 0)
+
+
+def cosine(embedding: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """cos(f, t) per row, in float32: the score S that the methods explain."""
+    return F.cosine_similarity(embedding.float(), targets.float(), dim=-1)
+
+
+def image_embeddings(clip: Clip, pixels: torch.Tensor) -> torch.Tensor:
+    """Image embeddings [I, E] of model inputs of any keep-size resolution (no graph)."""
+    with torch.no_grad():
+        return vision_embedding(clip.visual, run_blocks(clip.vision_blocks, vision_tokens(clip.visual, pixels)))
+
+
+def vision_pass(clip: Clip, pixels: torch.Tensor, index: torch.Tensor, first: int, grad: bool = True) -> Pass:
+    """The image tower on ``pixels`` with blocks ``first`` .. L-1 captured, on the pairs' images ``index``.
+
+    Blocks before ``first`` run once per image without a graph; with ``grad`` the captured blocks keep
+    one, starting from a leaf at block ``first``'s input.
+    """
+    visual, blocks = clip.visual, clip.vision_blocks
+    first = first % len(blocks)
+    grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
+    with torch.no_grad():
+        x = run_blocks(blocks[:first], vision_tokens(visual, pixels))[index]
+    with torch.set_grad_enabled(grad), Capture(blocks[first:], leaf=grad) as cap:
+        embedding = vision_embedding(visual, run_blocks(blocks[first:], x))
+    return Pass(embedding, cap.records, cap, grid)
+
+
+def text_pass(clip: Clip, ids: torch.Tensor, first: int, grad: bool = True) -> Pass:
+    """The text tower on token ids [B, L] with blocks ``first`` .. L-1 captured (as `vision_pass`)."""
+    tower = clip.text_tower
+    blocks = tower.blocks
+    first = first % len(blocks)
+    x = text_tokens(tower, ids)
+    mask = text_mask(tower, ids.shape[1], x.dtype)
+    with torch.no_grad():
+        x = run_blocks(blocks[:first], x, mask)
+    with torch.set_grad_enabled(grad), Capture(blocks[first:], leaf=grad) as cap:
+        embedding = text_embedding(tower, run_blocks(blocks[first:], x, mask), ids)
+    return Pass(embedding, cap.records, cap)
+
+
+def text_keep(ids: torch.Tensor) -> torch.Tensor:
+    """Boolean [B, L]: the word pieces between the start and end tokens (what text maps report)."""
+    positions = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
+    return (positions >= 1) & (positions < ids.argmax(dim=-1, keepdim=True))

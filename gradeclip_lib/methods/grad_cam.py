@@ -1,0 +1,22 @@
+"""Grad-CAM on the last block's input tokens, as in the Grad-ECLIP authors' comparison:
+alpha_c = mean over tokens of dS/dx[:, c]; map = ReLU(sum_c alpha_c x[i, c])."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..models.clip import Clip
+from .common import cosine, vision_pass
+from .registry import MethodOutput, register_image
+
+
+@register_image("grad_cam", cost="1 fwd + 1 bwd (to the last block)")
+def grad_cam_image(clip: Clip, pixels, targets, index) -> MethodOutput:
+    run = vision_pass(clip, pixels, index, first=-1)
+    score = cosine(run.embedding, targets)
+    x = run.records[0].input
+    (grad,) = torch.autograd.grad(score.sum(), x)
+    alpha = grad.float().mean(dim=1, keepdim=True)
+    cam = F.relu((alpha * x.detach().float()[:, 1:]).sum(-1))
+    return MethodOutput(cam.reshape(-1, *run.grid), score.detach())
