@@ -93,11 +93,43 @@ def bench_grad_eclip(
     return results
 
 
+# Options that keep the stochastic methods' CPU cost measurable; the defaults are used on a GPU.
+CPU_OPTIONS = {"rise": {"n_masks": 100, "batch": 50}}
+
+
+def bench_methods(
+    methods: list[str] | None = None,
+    model: str = "ViT-B-16-quickgelu",
+    device: str = "cpu",
+    dtype: str = "fp32",
+    batch: int = 2,
+    size: int = 224,
+    repeats: int = 1,
+) -> list[BenchResult]:
+    """Maps per second of each image method, one batched call of ``batch`` images each."""
+    from .methods import IMAGE_METHODS
+
+    clip = load_clip(model, pretrained=None, device=device, dtype=as_dtype(dtype))
+    gen = torch.Generator().manual_seed(0)
+    pixels = torch.randn(batch, 3, size, size, generator=gen).to(device, clip.dtype)
+    texts = torch.nn.functional.normalize(torch.randn(batch, clip.visual.output_dim, generator=gen), dim=-1)
+    texts = texts.to(device)
+    results = []
+    for name in methods or sorted(IMAGE_METHODS):
+        options = CPU_OPTIONS.get(name, {}) if device == "cpu" else {}
+        seconds = _timed(lambda name=name, options=options: explain(clip, pixels, texts, method=name, **options),
+                         device, repeats)
+        label = name + "".join(f", {k}={v}" for k, v in options.items() if k != "batch")
+        results.append(BenchResult(label, device, dtype, batch, batch, seconds))
+    return results
+
+
 def report(results: list[BenchResult]) -> str:
     """A plain-text table of results with the batched / sequential ratio per device and dtype."""
-    lines = [f"{'what':<34} {'device':<7} {'dtype':<5} {'batch':>5} {'maps/s':>10}"]
+    lines = [f"{'what':<34} {'device':<7} {'dtype':<5} {'batch':>5} {'maps/s':>9} {'ms/map':>9}"]
     for r in results:
-        lines.append(f"{r.what:<34} {r.device:<7} {r.dtype:<5} {r.batch:>5} {r.per_second:>10.1f}")
+        lines.append(f"{r.what:<34} {r.device:<7} {r.dtype:<5} {r.batch:>5} {r.per_second:>9.3g} "
+                     f"{1000 / r.per_second:>9.1f}")
     pairs = {}
     for r in results:
         pairs.setdefault((r.device, r.dtype, r.batch), {})[r.what.split(", ")[-1]] = r.per_second
@@ -112,15 +144,22 @@ def report(results: list[BenchResult]) -> str:
 
 
 def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 256,
-        out: str | None = None) -> list[BenchResult]:
-    """The standard benchmark: CPU fp32 always, CUDA bf16 at batch 256 when a GPU is present."""
+        out: str | None = None, methods: list[str] | None = None) -> list[BenchResult]:
+    """The standard benchmark: CPU fp32 always, CUDA bf16 at batch 256 when a GPU is present; with
+    ``methods`` (names, or ["all"]) also the maps/s of each explanation method."""
+    from .methods import IMAGE_METHODS
+
     devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    if methods == ["all"]:
+        methods = sorted(IMAGE_METHODS)
     results: list[BenchResult] = []
     for device in devices:
-        if device.startswith("cuda"):
-            results += bench_grad_eclip(device=device, dtype="bf16", batch=batch_gpu, repeats=5)
-        else:
-            results += bench_grad_eclip(device=device, dtype="fp32", batch=batch_cpu, repeats=2)
+        gpu = device.startswith("cuda")
+        results += bench_grad_eclip(device=device, dtype="bf16" if gpu else "fp32",
+                                    batch=batch_gpu if gpu else batch_cpu, repeats=5 if gpu else 2)
+        if methods:
+            results += bench_methods(methods, device=device, dtype="bf16" if gpu else "fp32",
+                                     batch=32 if gpu else 2)
     for device in devices:
         print(f"# {device}: {device_name(device)}; torch {torch.__version__}")
     print(report(results))

@@ -29,7 +29,8 @@ def _explain(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from .bench import run
 
-    run(devices=args.device, batch_cpu=args.batch_cpu, batch_gpu=args.batch_gpu, out=args.out)
+    methods = args.methods.split(",") if args.methods else None
+    run(devices=args.device, batch_cpu=args.batch_cpu, batch_gpu=args.batch_gpu, out=args.out, methods=methods)
     return 0
 
 
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", action="append", default=None, help="cpu, cuda (repeatable; default: all)")
     p.add_argument("--batch-cpu", type=int, default=8)
     p.add_argument("--batch-gpu", type=int, default=256)
+    p.add_argument("--methods", default=None, help="also time these methods (comma-separated, or 'all')")
     p.add_argument("--out", default=None, help="also write the results as JSON")
     p.set_defaults(run=_bench)
 

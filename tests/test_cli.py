@@ -43,5 +43,5 @@ def test_bench_report_gives_the_batched_over_sequential_ratio():
             BenchResult("grad_eclip faithful, one at a time", "cpu", "fp32", 8, 8, 5.0),
             BenchResult("encode_image, forward only", "cpu", "fp32", 8, 8, 1.0)]
     text = report(rows)
-    assert "4.0" in text and "1.6" in text and "2.50x" in text
+    assert "250.0" in text and "625.0" in text and "2.50x" in text  # ms per map, ratio
     assert "forward-only images (cpu, fp32, batch 8): 0.50" in text
