@@ -6,7 +6,7 @@
 >>> exp.upsampled()  # [1, H, W] in [0, 1]
 """
 
-from . import book, plotting, samples, widgets
+from . import book, plotting, samples
 from .attention import attention_maps
 from .errors import (
     GradEclipError,
@@ -21,6 +21,15 @@ from .methods import IMAGE_METHODS, TEXT_METHODS
 from .models import Clip, load_clip
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``gl.widgets`` and ``gl.synthetic`` load on first use (ipywidgets is only needed in notebooks)."""
+    if name in ("widgets", "synthetic", "metrics"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'gradeclip_lib' has no attribute {name!r}")
 
 __all__ = [
     "Clip",
@@ -41,5 +50,4 @@ __all__ = [
     "load_clip",
     "plotting",
     "samples",
-    "widgets",
 ]
