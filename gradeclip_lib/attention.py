@@ -7,10 +7,9 @@ from collections.abc import Sequence
 
 import torch
 
-from .capture import Capture
 from .images import ImageInput, prepare
+from .methods.common import vision_pass
 from .models.clip import Clip
-from .models.towers import run_blocks, vision_tokens
 
 
 @torch.no_grad()
@@ -27,11 +26,9 @@ def attention_maps(
     if len({tuple(p.shape) for p in pixels}) > 1:
         raise ValueError("attention_maps needs images of one size; use preprocess='crop' or one image at a time.")
     batch = torch.stack(pixels).to(clip.device, clip.dtype)
-    grid = (batch.shape[-2] // clip.patch_size, batch.shape[-1] // clip.patch_size)
-    with Capture(clip.vision_blocks, leaf=False) as cap:
-        run_blocks(clip.vision_blocks, vision_tokens(clip.visual, batch))
-    rows = [record.probs(slice(0, 1))[:, :, 0, 1:] for record in cap.records]  # [B, H, N] each
-    return torch.stack(rows, dim=1).reshape(batch.shape[0], len(rows), -1, *grid).cpu()
+    run = vision_pass(clip, batch, torch.arange(len(batch), device=clip.device), first=0, grad=False)
+    rows = [record.probs(slice(0, 1))[:, :, 0, 1:] for record in run.records]  # [B, H, N] each
+    return torch.stack(rows, dim=1).reshape(len(batch), len(rows), -1, *run.grid).cpu()
 
 
 def top_share(maps: torch.Tensor, fraction: float = 0.05) -> torch.Tensor:
