@@ -41,9 +41,10 @@ def main(argv: list[str] | None = None) -> int:
 
     clip = load_clip("shapes", pretrained=args.model_dir)
     report = {"zero_shot": zero_shot_accuracy(clip, args.n), "binding": binding_accuracy(clip, args.n)}
-    for method, options in (("grad_eclip", {}), ("grad_eclip", {"mode": "paper"})):
+    runs = (("grad_eclip", {}), ("grad_eclip_paper", {"mode": "paper"}), ("self_attention", {}), ("random", {}))
+    for name, options in runs:
+        method = "grad_eclip" if name.startswith("grad_eclip") else name
         loc = localisation(clip, method, n_objects=4, n=args.n, **options)
-        name = method + ("_paper" if options else "")
         report[f"pointing_4obj_{name}"] = float(loc["pointing"].float().mean())
         report[f"energy_4obj_{name}"] = float(loc["energy"].mean())
     print(json.dumps(report, indent=1))
