@@ -14,6 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     verbs = parser.add_subparsers(dest="verb", required=True)
     p = verbs.add_parser("train", help="train a ShapesWorld CLIP and save it (weights, config, history)")
     p.add_argument("--out", default=str(SHAPES_DIR), help=f"folder for the model (default {SHAPES_DIR})")
+    p.add_argument("--preset", choices=["gpu", "cpu"], default="gpu",
+                   help="architecture: 'gpu' (96 px, the shipped recipe) or 'cpu' (64 px, smaller)")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--scenes", type=int, default=120_000, help="scenes rendered before training")
@@ -28,10 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.verb == "train":
+        from .model import default_config
         from .train import TrainConfig, train
 
         cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, scenes=args.scenes, lr=args.lr,
-                          seed=args.seed, eval_every=args.eval_every)
+                          seed=args.seed, eval_every=args.eval_every, model=default_config(args.preset))
         history = train(cfg, out=args.out, device=args.device, workers=args.workers)
         print(f"rendered in {history['render_seconds']:.0f} s, trained in {history['train_seconds']:.0f} s; "
               f"zero-shot accuracy {history['zero_shot'][-1]:.3f}; saved to {args.out}")

@@ -16,10 +16,16 @@ from .scenes import COLOURS, SHAPES, make_scenes
 PROMPTS = [f"a {c} {s}" for c, s in itertools.product(COLOURS, SHAPES)]
 
 
+def image_size(clip: Clip) -> int:
+    """The side of the scenes a ShapesWorld model was trained on."""
+    size = clip.preprocess_cfg.size
+    return int(size if isinstance(size, int) else size[0])
+
+
 @torch.no_grad()
 def zero_shot_accuracy(clip: Clip, n: int = 300, seed: int = 10_000, batch: int = 100) -> float:
     """Accuracy of picking the right one of the 30 'a <colour> <shape>' prompts for single-object scenes."""
-    scenes = make_scenes(n, seed=seed, n_objects=1)
+    scenes = make_scenes(n, seed=seed, n_objects=1, size=image_size(clip))
     text = clip.encode_text(PROMPTS)
     truth = torch.tensor([PROMPTS.index(s.objects[0].phrase) for s in scenes])
     hits = 0
@@ -33,7 +39,7 @@ def zero_shot_accuracy(clip: Clip, n: int = 300, seed: int = 10_000, batch: int 
 def binding_accuracy(clip: Clip, n: int = 300, seed: int = 20_000) -> float:
     """How often a two-object scene's true caption beats its attribute-swapped twin
     ('a red circle and a blue star' against 'a blue circle and a red star'). Chance is 0.5."""
-    scenes = make_scenes(n, seed=seed, n_objects=2)
+    scenes = make_scenes(n, seed=seed, n_objects=2, size=image_size(clip))
     true, swapped = [], []
     for s in scenes:
         a, b = s.objects
@@ -49,8 +55,8 @@ def localisation(clip: Clip, method: str = "grad_eclip", n_objects: int = 4, n: 
                  tolerance: float = 0.04, batch: int = 50, **options) -> dict[str, torch.Tensor]:
     """Pointing game (hit within ``tolerance`` x image side of the mask) and energy pointing game for
     prompts naming one object of scenes with ``n_objects`` objects. Returns per-scene tensors."""
-    scenes = make_scenes(n, seed=seed, n_objects=n_objects)
-    size = scenes[0].image.width
+    size = image_size(clip)
+    scenes = make_scenes(n, seed=seed, n_objects=n_objects, size=size)
     hits, energy = [], []
     for i in range(0, n, batch):
         chunk: Sequence = scenes[i : i + batch]

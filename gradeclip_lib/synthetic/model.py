@@ -20,13 +20,26 @@ SHAPES_DIR = DATA_DIR / "shapes"
 MEAN = STD = (0.5, 0.5, 0.5)
 
 
-def default_config() -> dict:
-    """The shipped model's architecture (see the ShapesWorld chapter for how it was chosen)."""
+# Architectures as data. "gpu": the recipe for a lent GPU (minutes); "cpu": small enough to train on two
+# CPU cores within about an hour, at 64 px (the smallest size at which the five shapes stay distinct).
+PRESETS = {
+    "gpu": {"image_size": IMAGE_SIZE, "vision_width": 192, "vision_layers": 4, "head_width": 64,
+            "text_width": 128, "text_layers": 3, "embed_dim": 128},
+    "cpu": {"image_size": 64, "vision_width": 128, "vision_layers": 4, "head_width": 32,
+            "text_width": 96, "text_layers": 2, "embed_dim": 96},
+}
+
+
+def default_config(preset: str = "gpu") -> dict:
+    """The architecture of a preset as an open_clip-style config dict (saved next to the weights)."""
+    p = PRESETS[preset]
     vocab = len(WordTokenizer())
     return {
-        "embed_dim": 128,
-        "vision_cfg": {"image_size": IMAGE_SIZE, "patch_size": 8, "width": 192, "layers": 4, "head_width": 64},
-        "text_cfg": {"context_length": 32, "vocab_size": vocab, "width": 128, "heads": 2, "layers": 3},
+        "embed_dim": p["embed_dim"],
+        "vision_cfg": {"image_size": p["image_size"], "patch_size": 8, "width": p["vision_width"],
+                       "layers": p["vision_layers"], "head_width": p["head_width"]},
+        "text_cfg": {"context_length": 32, "vocab_size": vocab, "width": p["text_width"], "heads": 2,
+                     "layers": p["text_layers"]},
         "quick_gelu": False,
     }
 
