@@ -234,3 +234,46 @@ def show_similarity(sims: torch.Tensor, rows: Sequence[str], cols: Sequence[str]
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def show_scenes(scenes, cols: int = 4, size: float = 2.4, masks: bool = False):
+    """ShapesWorld scenes with their captions (and, with ``masks``, each object's mask outlined)."""
+    rows = (len(scenes) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.3 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i >= len(scenes):
+            continue
+        ax.imshow(scenes[i].image)
+        if masks:
+            for obj in scenes[i].objects:
+                ax.contour(obj.mask, levels=[0.5], colors="black", linewidths=0.8)
+        ax.set_title(textwrap.fill(scenes[i].caption, 30), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: Mapping):
+    """Training curves of a ShapesWorld run: the contrastive loss and the zero-shot accuracy."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    left.plot(history["step"], history["loss"])
+    left.set_xlabel("step")
+    left.set_ylabel("contrastive loss")
+    left.grid(alpha=0.3)
+    right.plot(history["eval_step"], history["zero_shot"], marker="o")
+    right.set_xlabel("step")
+    right.set_ylabel("zero-shot accuracy (300 scenes)")
+    right.set_ylim(0, 1)
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def table_html(rows: Sequence[Sequence], columns: Sequence[str], digits: int = 3) -> str:
+    """A small HTML table (numbers rounded), for results computed in a chapter."""
+    def cell(v):
+        return f"{v:.{digits}f}" if isinstance(v, float) else html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -87,3 +87,15 @@ def test_figures_draw(tiny, images, fn):
     else:
         fig = plotting.show_terms(images[2], gl.grad_eclip_terms(tiny, images[2], "a cat"))
         assert len(fig.axes) == 6  # four panels and two colour bars
+
+
+def test_table_html_rounds_and_escapes():
+    html = plotting.table_html([(1, "a<b", 0.12345)], ["n", "name", "score"])
+    assert "<td>0.123</td>" in html and "a&lt;b" in html and html.count("<th>") == 3
+
+
+def test_show_scenes_outlines_masks():
+    from gradeclip_lib.synthetic import make_scenes
+
+    fig = plotting.show_scenes(make_scenes(3, seed=0, n_objects=2), cols=2, masks=True)
+    assert len(fig.axes) == 4 and len(fig.axes[0].collections) == 2  # one contour per object

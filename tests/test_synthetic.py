@@ -122,3 +122,14 @@ def test_a_short_training_run_lowers_the_loss(tmp_path):
     history = train(cfg, out=tmp_path, device="cpu", workers=1, progress=False)
     assert history["loss"][-1] < history["loss"][0] - 0.3
     assert (tmp_path / "history.json").exists() and (tmp_path / "model.safetensors").exists()
+
+
+def test_localisation_table_rows():
+    from gradeclip_lib.synthetic.evaluate import localisation_table
+
+    clip = gl.load_clip("shapes", pretrained=None)
+    methods = {"G": {"method": "grad_eclip"}, "R": {"method": "random", "seed": 3}}
+    rows = localisation_table(clip, methods, counts=(1, 2), n=4)
+    assert [(r["objects"], r["method"]) for r in rows] == [(1, "G"), (1, "R"), (2, "G"), (2, "R")]
+    for r in rows:
+        assert 0 <= r["pointing"] <= 1 and 0 <= r["energy"] <= 1 and len(r["hits"]) == 4

@@ -51,12 +51,13 @@ def binding_accuracy(clip: Clip, n: int = 300, seed: int = 20_000) -> float:
     return float((cos_true > cos_swap).float().mean())
 
 
-def localisation(clip: Clip, method: str = "grad_eclip", n_objects: int = 4, n: int = 200, seed: int = 30_000,
-                 tolerance: float = 0.04, batch: int = 50, **options) -> dict[str, torch.Tensor]:
+def localisation(clip: Clip, method: str = "grad_eclip", n_objects: int = 4, n: int = 200,
+                 scene_seed: int = 30_000, tolerance: float = 0.04, batch: int = 50,
+                 **options) -> dict[str, torch.Tensor]:
     """Pointing game (hit within ``tolerance`` x image side of the mask) and energy pointing game for
     prompts naming one object of scenes with ``n_objects`` objects. Returns per-scene tensors."""
     size = image_size(clip)
-    scenes = make_scenes(n, seed=seed, n_objects=n_objects, size=size)
+    scenes = make_scenes(n, seed=scene_seed, n_objects=n_objects, size=size)
     hits, energy = [], []
     for i in range(0, n, batch):
         chunk: Sequence = scenes[i : i + batch]
@@ -67,3 +68,20 @@ def localisation(clip: Clip, method: str = "grad_eclip", n_objects: int = 4, n: 
         hits.append(pointing_game(maps, masks, tolerance * size))
         energy.append(energy_pointing_game(maps, masks))
     return {"pointing": torch.cat(hits), "energy": torch.cat(energy)}
+
+
+def localisation_table(clip: Clip, methods: dict[str, dict], counts: Sequence[int] = (1, 2, 3, 4), n: int = 100,
+                       scene_seed: int = 30_000, tolerance: float = 0.04) -> list[dict]:
+    """Mean pointing game and energy pointing game per number of objects and method.
+
+    ``methods`` maps a label to the options of `explain`, e.g. ``{"Grad-ECLIP": {"method": "grad_eclip"}}``.
+    """
+    rows = []
+    for count in counts:
+        for label, options in methods.items():
+            options = dict(options)
+            result = localisation(clip, options.pop("method"), n_objects=count, n=n,
+                                  scene_seed=scene_seed + count, tolerance=tolerance, **options)
+            rows.append({"objects": count, "method": label, "pointing": float(result["pointing"].float().mean()),
+                         "energy": float(result["energy"].mean()), "hits": result["pointing"]})
+    return rows
