@@ -58,6 +58,15 @@ def _timed(fn: Callable[[], None], device: str, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def _inputs(model: str, device: str, dtype: str, batch: int, size: int):
+    """A random-weight model and seeded random inputs: ``batch`` images of ``size`` px and unit text embeddings."""
+    clip = load_clip(model, pretrained=None, device=device, dtype=as_dtype(dtype))
+    gen = torch.Generator().manual_seed(0)
+    pixels = torch.randn(batch, 3, size, size, generator=gen).to(device, clip.dtype)
+    texts = torch.nn.functional.normalize(torch.randn(batch, clip.visual.output_dim, generator=gen), dim=-1)
+    return clip, pixels, texts.to(device)
+
+
 def bench_grad_eclip(
     model: str = "ViT-B-16-quickgelu",
     device: str = "cpu",
@@ -68,11 +77,7 @@ def bench_grad_eclip(
     mode: str = "faithful",
 ) -> list[BenchResult]:
     """Grad-ECLIP maps/s: one call on ``batch`` images against ``batch`` calls of one image."""
-    clip = load_clip(model, pretrained=None, device=device, dtype=as_dtype(dtype))
-    gen = torch.Generator().manual_seed(0)
-    pixels = torch.randn(batch, 3, size, size, generator=gen).to(device, clip.dtype)
-    texts = torch.nn.functional.normalize(torch.randn(batch, clip.visual.output_dim, generator=gen), dim=-1)
-    texts = texts.to(device)
+    clip, pixels, texts = _inputs(model, device, dtype, batch, size)
 
     def batched() -> None:
         explain(clip, pixels, texts, mode=mode)
@@ -109,11 +114,7 @@ def bench_methods(
     """Maps per second of each image method, one batched call of ``batch`` images each."""
     from .methods import IMAGE_METHODS
 
-    clip = load_clip(model, pretrained=None, device=device, dtype=as_dtype(dtype))
-    gen = torch.Generator().manual_seed(0)
-    pixels = torch.randn(batch, 3, size, size, generator=gen).to(device, clip.dtype)
-    texts = torch.nn.functional.normalize(torch.randn(batch, clip.visual.output_dim, generator=gen), dim=-1)
-    texts = texts.to(device)
+    clip, pixels, texts = _inputs(model, device, dtype, batch, size)
     results = []
     for name in methods or sorted(IMAGE_METHODS):
         options = CPU_OPTIONS.get(name, {}) if device == "cpu" else {}
