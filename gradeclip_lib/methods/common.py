@@ -34,20 +34,29 @@ def image_embeddings(clip: Clip, pixels: torch.Tensor) -> torch.Tensor:
         return vision_embedding(clip.visual, run_blocks(clip.vision_blocks, vision_tokens(clip.visual, pixels)))
 
 
+def token_grid(clip: Clip, pixels: torch.Tensor) -> tuple[int, int]:
+    """The patch grid (h, w) of model inputs [.., H, W]."""
+    return pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size
+
+
+def vision_trunk(clip: Clip, pixels: torch.Tensor, index: torch.Tensor, stop: int) -> torch.Tensor:
+    """Tokens after blocks 0 .. stop-1, computed once per image without a graph, then one row per pair."""
+    with torch.no_grad():
+        return run_blocks(clip.vision_blocks[:stop], vision_tokens(clip.visual, pixels))[index]
+
+
 def vision_pass(clip: Clip, pixels: torch.Tensor, index: torch.Tensor, first: int, grad: bool = True) -> Pass:
     """The image tower on ``pixels`` with blocks ``first`` .. L-1 captured, on the pairs' images ``index``.
 
     Blocks before ``first`` run once per image without a graph; with ``grad`` the captured blocks keep
     one, starting from a leaf at block ``first``'s input.
     """
-    visual, blocks = clip.visual, clip.vision_blocks
+    blocks = clip.vision_blocks
     first = first % len(blocks)
-    grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
-    with torch.no_grad():
-        x = run_blocks(blocks[:first], vision_tokens(visual, pixels))[index]
+    x = vision_trunk(clip, pixels, index, first)
     with torch.set_grad_enabled(grad), Capture(blocks[first:], leaf=grad) as cap:
-        embedding = vision_embedding(visual, run_blocks(blocks[first:], x))
-    return Pass(embedding, cap.records, cap, grid)
+        embedding = vision_embedding(clip.visual, run_blocks(blocks[first:], x))
+    return Pass(embedding, cap.records, cap, token_grid(clip, pixels))
 
 
 def text_pass(clip: Clip, ids: torch.Tensor, first: int, grad: bool = True) -> Pass:

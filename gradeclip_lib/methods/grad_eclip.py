@@ -27,9 +27,8 @@ from ..models.towers import (
     text_mask,
     text_tokens,
     vision_embedding,
-    vision_tokens,
 )
-from .common import cosine, text_keep, text_pass, vision_pass
+from .common import cosine, text_keep, text_pass, token_grid, vision_pass, vision_trunk
 from .registry import MethodOutput, register_image, register_text
 from .single_head import single_head_block
 
@@ -139,12 +138,11 @@ def image_terms(
         lam = faithful_lambda(record, cls, slice(1, None), qk) if spatial_weight else None
         heads, grid = record.heads, run.grid
     else:
-        visual, blocks = clip.visual, clip.vision_blocks
-        grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
-        with torch.no_grad():
-            x = run_blocks(blocks[:-1], vision_tokens(visual, pixels))[index]
+        blocks = clip.vision_blocks
+        grid = token_grid(clip, pixels)
+        x = vision_trunk(clip, pixels, index, len(blocks) - 1)
         y, step = single_head_block(blocks[-1], x.detach().requires_grad_(True))
-        score = cosine(vision_embedding(visual, y), targets)
+        score = cosine(vision_embedding(clip.visual, y), targets)
         (grad,) = torch.autograd.grad(score.sum(), step.o)
         v = step.v.float()
         lam = minmax(qk_cosine(step.q_out[:, 0].float(), step.k_out[:, 1:].float())) if spatial_weight else None

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import torch
 
 from ..models.clip import Clip
-from ..models.towers import run_blocks, text_embedding, text_mask, text_tokens, vision_embedding, vision_tokens
-from .common import cosine
+from ..models.towers import run_blocks, text_embedding, text_mask, text_tokens, vision_embedding
+from .common import cosine, token_grid, vision_trunk
 from .registry import MethodOutput, register_image, register_text
 from .text_maps import text_weights
 
@@ -59,17 +59,16 @@ def m2ib_image(clip: Clip, pixels, targets, index, layer: int | None = None, bet
     """M2IB maps over the patches; ``layer`` is the block whose output passes the bottleneck."""
     blocks = clip.vision_blocks
     layer = _layer(layer, len(blocks))
-    grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
     rest = blocks[layer + 1 :]
 
     def finish(z: torch.Tensor) -> torch.Tensor:
         return vision_embedding(clip.visual, run_blocks(rest, z.to(clip.dtype)))
 
+    feats = vision_trunk(clip, pixels, index, layer + 1).float()
     with torch.no_grad():
-        feats = run_blocks(blocks[: layer + 1], vision_tokens(clip.visual, pixels))[index].float()
         score = cosine(finish(feats), targets)
     heat = fit_bottleneck(feats, finish, targets, beta, var, steps, lr, samples, seed)[:, 1:]
-    return MethodOutput(heat.reshape(-1, *grid), score)
+    return MethodOutput(heat.reshape(-1, *token_grid(clip, pixels)), score)
 
 
 @register_text("m2ib", cost="steps x samples x (fwd + bwd) of the text blocks after the bottleneck")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 
 from ..models.clip import Clip
-from .common import cosine, image_embeddings
+from .common import cosine, image_embeddings, token_grid
 from .registry import MethodOutput, register_image
 
 
 @register_image("random", cost="none for the map (1 fwd for the reported score)")
 def random_image(clip: Clip, pixels, targets, index, seed: int = 0) -> MethodOutput:
-    grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
+    grid = token_grid(clip, pixels)
     gen = torch.Generator().manual_seed(seed)
     maps = torch.rand(len(index), *grid, generator=gen)
     score = cosine(image_embeddings(clip, pixels)[index], targets)
