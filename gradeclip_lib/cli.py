@@ -1,4 +1,4 @@
-"""Command line: ``python -m gradeclip_lib {explain, bench, model-check} --help``."""
+"""Command line: ``python -m gradeclip_lib {explain, evaluate, bench, model-check} --help``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,42 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import os
+
+    import torch
+
+    from .evaluation import evaluate_folder, format_summary, summary
+    from .evaluation.run import distributed_context
+    from .models import load_clip
+
+    rank, world = distributed_context()
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if world > 1:
+        local = int(os.environ.get("LOCAL_RANK", rank))
+        if device.startswith("cuda"):
+            device = f"cuda:{local}"
+            torch.cuda.set_device(local)
+        torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    dtype = args.dtype or ("bf16" if device.startswith("cuda") else "fp32")
+    clip = load_clip(args.model, pretrained=None if args.random_weights else "openai", device=device, dtype=dtype)
+    if rank == 0:
+        print(f"{clip}; data {args.data}; results {args.out}", file=sys.stderr)
+    try:
+        out = evaluate_folder(
+            clip, args.data, args.methods.split(","), args.out, targets=args.targets.split(","), limit=args.limit,
+            batch_size=args.batch_size, score_batch=args.score_batch, workers=args.workers, seed=args.seed,
+            causal=args.causal, cache=args.cache_dir,
+        )
+        if rank == 0:
+            wanted = set(args.methods.split(","))
+            print(format_summary([r for r in summary(out) if r["method"] in wanted]))
+    finally:
+        if world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    return 0
+
+
 def _model_check(_args: argparse.Namespace) -> int:
     from .book import check
 
@@ -63,6 +99,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=None, help="also time these methods (comma-separated, or 'all')")
     p.add_argument("--out", default=None, help="also write the results as JSON")
     p.set_defaults(run=_bench)
+
+    p = verbs.add_parser(
+        "evaluate", help="deletion and insertion over an image folder DIR/<class>/<image> (resumable)",
+        description="The authors' deletion / insertion protocol over DIR/<class>/<image> (ImageNet wnid "
+        "folders get ImageNet's names and 80 templates). One JSON line per image x method x target; "
+        "re-running the same command resumes. Several GPUs: torchrun --nproc_per_node=N -m gradeclip_lib "
+        "evaluate ...",
+    )
+    p.add_argument("--data", required=True, help="image folder DIR/<class>/<image>")
+    p.add_argument("--model", default="ViT-B-16-quickgelu:openai", help="NAME[:TAG], or 'shapes'")
+    p.add_argument("--random-weights", action="store_true", help="the architecture with random weights, on purpose")
+    p.add_argument("--methods", default="grad_eclip",
+                   help="comma-separated, e.g. grad_eclip,grad_eclip:paper,rise:n_masks=500")
+    p.add_argument("--targets", default="gt", help="gt (the label), pred (the prediction), or gt,pred")
+    p.add_argument("--out", required=True, help="results file (JSON lines); re-running resumes it")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images (spread over the classes)")
+    p.add_argument("--batch-size", type=int, default=32, help="images explained together")
+    p.add_argument("--score-batch", type=int, default=256, help="perturbed images per forward pass")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="default: bf16 on GPU, fp32 on CPU")
+    p.add_argument("--workers", type=int, default=4, help="processes decoding images")
+    p.add_argument("--seed", type=int, default=0, help="seed of the deletion noise")
+    p.add_argument("--causal", action="store_true", help="also the RISE causal metric (about 450 forwards per map)")
+    p.add_argument("--cache-dir", default=None, help="zero-shot classifier cache (default $GRADECLIP_CACHE or "
+                   "~/.cache/gradeclip)")
+    p.set_defaults(run=_evaluate)
 
     p = verbs.add_parser("model-check", help="say which model the book will use, and warn if random")
     p.set_defaults(run=_model_check)

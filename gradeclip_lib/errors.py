@@ -21,3 +21,7 @@ class TextTooLongError(GradEclipError, ValueError):
 
 class UnsupportedModelError(GradEclipError, TypeError):
     """The model is not an open_clip CLIP with a ViT image tower and standard attention blocks."""
+
+
+class DatasetError(GradEclipError, ValueError):
+    """An image folder does not have the expected ``DIR/<class>/<image>`` layout."""

@@ -31,7 +31,7 @@ def test_explain_offline_says_what_to_do(images, tmp_path, capsys, monkeypatch):
 
 
 def test_every_verb_has_help(capsys):
-    for verb in ("explain", "bench", "model-check"):
+    for verb in ("explain", "evaluate", "bench", "model-check"):
         with pytest.raises(SystemExit) as exit_:
             main([verb, "--help"])
         assert exit_.value.code == 0

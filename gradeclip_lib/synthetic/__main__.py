@@ -1,4 +1,5 @@
-"""``python -m gradeclip_lib.synthetic {train, evaluate}``: train the ShapesWorld CLIP, or measure one."""
+"""``python -m gradeclip_lib.synthetic {train, evaluate, export}``: train the ShapesWorld CLIP, measure
+one, or write scenes as an image folder for ``python -m gradeclip_lib evaluate``."""
 
 from __future__ import annotations
 
@@ -27,7 +28,23 @@ def main(argv: list[str] | None = None) -> int:
     e = verbs.add_parser("evaluate", help="zero-shot accuracy, binding and pointing game of a trained model")
     e.add_argument("--model-dir", default=str(SHAPES_DIR))
     e.add_argument("--n", type=int, default=300)
+    x = verbs.add_parser("export", help="write scenes as DIR/<colour>_<shape>/<i>.png for the evaluate command")
+    x.add_argument("out", help="folder to create")
+    x.add_argument("--n", type=int, default=300)
+    x.add_argument("--seed", type=int, default=40_000)
+    x.add_argument("--objects", type=int, default=1, help="objects per scene; the class is the first one")
+    x.add_argument("--model-dir", default=str(SHAPES_DIR), help="the scenes take this model's image size")
     args = parser.parse_args(argv)
+
+    if args.verb == "export":
+        from ..models.loading import load_clip
+        from .evaluate import image_size
+        from .folder import export_folder
+
+        size = image_size(load_clip("shapes", pretrained=args.model_dir))
+        export_folder(args.out, args.n, seed=args.seed, n_objects=args.objects, size=size)
+        print(f"{args.n} scenes of {size} px written to {args.out}")
+        return 0
 
     if args.verb == "train":
         from .model import default_config

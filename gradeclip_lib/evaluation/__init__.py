@@ -1,0 +1,16 @@
+"""Faithfulness evaluation: the authors' deletion / insertion protocol, vectorised on the device, over
+image folders (ImageNet val included), resumable and shardable; and the RISE causal metric."""
+
+from .causal import causal_auc, causal_curves
+from .classes import ClassSet, folder_classes, imagenet_wnids, zero_shot_classifier
+from .curves import FRACTIONS, auc, checkpoint_counts
+from .perturb import noise_image, perturbed, pixel_ranks
+from .protocol import Batch, ZeroShot, clean_logits, deletion_insertion, explain_batch
+from .run import MethodSpec, evaluate_folder, format_summary, summary
+
+__all__ = [
+    "FRACTIONS", "Batch", "ClassSet", "MethodSpec", "ZeroShot", "auc", "causal_auc", "causal_curves",
+    "checkpoint_counts", "clean_logits", "deletion_insertion", "evaluate_folder", "explain_batch",
+    "folder_classes", "format_summary", "imagenet_wnids", "noise_image", "perturbed", "pixel_ranks", "summary",
+    "zero_shot_classifier",
+]

@@ -1,0 +1,208 @@
+"""`evaluate_folder`: the deletion / insertion protocol over an image folder, written record by record,
+resumable, shardable across GPUs under torchrun; `summary` turns a results file into an AUC table."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..methods import IMAGE_METHODS
+from ..models.clip import Clip
+from .causal import causal_auc, causal_curves
+from .classes import folder_classes, zero_shot_classifier
+from .curves import auc
+from .data import ImageFolderData, Item, Sample, Skipped, list_images, loader
+from .protocol import TARGETS, Batch, ZeroShot, clean_logits, deletion_insertion, explain_batch
+from .records import RecordWriter, finished, merge, rank_file, read_records
+
+CURVES = ("deletion_prob", "insertion_prob", "deletion_top1", "insertion_top1", "deletion_top5", "insertion_top5")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method and its options, written ``name``, ``name:key=value;key=value`` (numbers are parsed),
+    or ``grad_eclip:paper`` as a short form of ``grad_eclip:mode=paper``. The label names the records."""
+
+    label: str
+    name: str
+    options: dict = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def parse(cls, spec: str) -> MethodSpec:
+        name, _, rest = spec.partition(":")
+        if name not in IMAGE_METHODS:
+            raise ValueError(f"unknown method {name!r}; available: {', '.join(sorted(IMAGE_METHODS))}")
+        options: dict = {}
+        for part in filter(None, rest.split(";")):
+            key, eq, value = part.partition("=")
+            if not eq:
+                if name != "grad_eclip" or key not in ("paper", "faithful"):
+                    raise ValueError(f"{spec!r}: write options as key=value (or grad_eclip:paper)")
+                key, value = "mode", key
+            options[key.strip()] = _number(value.strip())
+        return cls(spec, name, options)
+
+
+def _number(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def interleaved(items: Sequence[Item]) -> list[Item]:
+    """Items reordered round-robin over classes (1st image of every class, then 2nd, ...), so that
+    ``--limit N`` gives a sample spread over the classes."""
+    seen: dict[int, int] = defaultdict(int)
+    position = []
+    for item in items:
+        position.append(seen[item.label])
+        seen[item.label] += 1
+    return [item for _, _, item in sorted(zip(position, range(len(items)), items), key=lambda t: t[:2])]
+
+
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size) under torchrun, (0, 1) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _barrier(world: int) -> None:
+    if world > 1 and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def _round(values: torch.Tensor, digits: int = 6) -> list[float]:
+    return [round(float(v), digits) for v in values]
+
+
+def evaluate_folder(
+    clip: Clip,
+    data: str | os.PathLike,
+    methods: Sequence[str],
+    out: str | os.PathLike,
+    targets: Sequence[str] = ("gt",),
+    limit: int | None = None,
+    batch_size: int = 32,
+    score_batch: int = 256,
+    workers: int = 4,
+    seed: int = 0,
+    causal: bool = False,
+    cache: str | os.PathLike | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """Run deletion and insertion for every image of ``data`` x method x target and append the records
+    to ``out`` (JSON lines). Records already in ``out`` are kept and not recomputed. Returns ``out``."""
+    specs = [MethodSpec.parse(m) for m in methods]
+    for t in targets:
+        if t not in TARGETS:
+            raise ValueError(f"unknown target {t!r}; use 'gt' (the label) and/or 'pred' (the prediction)")
+    rank, world = distributed_context()
+    classes = folder_classes(data, clip)
+    items = interleaved(list_images(data, classes))[:limit]
+    weights = zero_shot_classifier(clip, classes, cache, progress=rank == 0 and bool(progress))
+    zs = ZeroShot(clip, weights, score_batch)
+
+    out = Path(out)
+    done = finished(out)
+    jobs = [(s, t) for s in specs for t in targets]
+    pending = [it for it in items if any((it.key, s.label, t) not in done for s, t in jobs)][rank::world]
+    target_file = rank_file(out, rank) if world > 1 else out
+    dataset = ImageFolderData(data, pending, seed=seed, min_side=clip.patch_size)
+    bar = tqdm(total=len(pending), desc=f"evaluate (rank {rank})" if world > 1 else "evaluate",
+               unit="img", disable=(progress is False) or (progress is None and not sys.stderr.isatty()))
+    skipped = 0
+    with RecordWriter(target_file) as writer:
+        for samples in loader(dataset, batch_size, workers):
+            good = [s for s in samples if isinstance(s, Sample)]
+            for s in samples:
+                if isinstance(s, Skipped):
+                    skipped += 1
+                    bar.write(f"skipped {s.key}: {s.reason}", file=sys.stderr)
+            if good:
+                writer.write(_evaluate_batch(zs, good, classes.names, jobs, done, causal))
+            bar.update(len(samples))
+    bar.close()
+    if skipped:
+        print(f"{skipped} unreadable image(s) skipped (listed above); fix or remove them and re-run.",
+              file=sys.stderr)
+    _barrier(world)
+    if rank == 0:
+        merge(out)
+    _barrier(world)
+    return out
+
+
+def _evaluate_batch(zs: ZeroShot, samples: list[Sample], names: Sequence[str], jobs, done, causal: bool) -> list[dict]:
+    clip = zs.clip
+    batch = Batch.build([s.pixels for s in samples], [s.noise for s in samples], [s.label for s in samples],
+                        clip.device)
+    clean = clean_logits(zs, batch)
+    pred = clean.argmax(1)
+    records = []
+    for spec, target in jobs:
+        todo = [i for i, s in enumerate(samples) if (s.key, spec.label, target) not in done]
+        if not todo:
+            continue
+        sub = batch if len(todo) == len(samples) else Batch.build(
+            [batch.pixels[i] for i in todo], [batch.noise[i] for i in todo], batch.labels[todo].tolist(), clip.device)
+        classes = (sub.labels if target == "gt" else pred[todo]).clone()
+        maps = explain_batch(clip, sub, zs.weights[:, classes].T, spec.name, **spec.options)
+        curves = deletion_insertion(zs, sub, maps, classes, clean[todo])
+        if causal:
+            curves.update(causal_curves(zs, sub, maps, classes))
+        for row, i in enumerate(todo):
+            record = {"image": samples[i].key, "label": samples[i].label, "class": names[samples[i].label],
+                      "method": spec.label, "target": target, "target_class": int(classes[row]),
+                      "pred": int(pred[i])}
+            record.update({name: _round(values[row]) for name, values in curves.items()})
+            records.append(record)
+    return records
+
+
+def summary(records: Sequence[dict] | str | os.PathLike) -> list[dict]:
+    """Mean AUC per method and target: deletion (lower is better) and insertion (higher is better) of
+    top-1 accuracy and class probability over 0-50 % of the pixels, and RISE's AUCs if measured."""
+    if not isinstance(records, Sequence):
+        records = list(read_records(records))
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in records:
+        groups[r["method"], r["target"]].append(r)
+    rows = []
+    for (method, target), rs in groups.items():
+        row = {"method": method, "target": target, "images": len(rs)}
+        for name in CURVES:
+            row[f"{name}_auc"] = float(auc(torch.tensor([r[name] for r in rs])).mean())
+        for name in ("causal_deletion", "causal_insertion"):
+            if all(name in r for r in rs):
+                row[f"{name}_auc"] = float(causal_auc(torch.tensor([r[name] for r in rs])).mean())
+        rows.append(row)
+    return rows
+
+
+def format_summary(rows: Sequence[dict]) -> str:
+    """The summary as a plain-text table (AUCs over x in [0, 0.5] for the authors' protocol)."""
+    cols = [("method", "method"), ("target", "target"), ("images", "images"),
+            ("deletion_top1_auc", "del top1 ↓"), ("insertion_top1_auc", "ins top1 ↑"),
+            ("deletion_prob_auc", "del prob ↓"), ("insertion_prob_auc", "ins prob ↑")]
+    if any("causal_deletion_auc" in r for r in rows):
+        cols += [("causal_deletion_auc", "RISE del ↓"), ("causal_insertion_auc", "RISE ins ↑")]
+    cells = [[h for _, h in cols]] + [[_cell(r.get(k)) for k, _ in cols] for r in rows]
+    widths = [max(len(row[j]) for row in cells) for j in range(len(cols))]
+    lines = ["  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths)))
+             for row in cells]
+    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,371 @@
+"""Deletion / insertion at scale: the vectorised protocol against a plain per-image, per-step loop written
+here, the RISE causal metric against its loop, AUCs on known curves, data folders (ImageNet wnids, corrupt
+files, wrong layouts), the zero-shot cache, and the command line's resume after a kill and torchrun sharding."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from conftest import random_image
+from PIL import Image
+
+import gradeclip_lib as gl
+from gradeclip_lib.errors import DatasetError
+from gradeclip_lib.evaluation import (
+    Batch,
+    MethodSpec,
+    ZeroShot,
+    auc,
+    causal_auc,
+    causal_curves,
+    checkpoint_counts,
+    clean_logits,
+    deletion_insertion,
+    explain_batch,
+    folder_classes,
+    noise_image,
+    zero_shot_classifier,
+)
+from gradeclip_lib.evaluation.classes import ClassSet
+from gradeclip_lib.evaluation.data import Item, list_images
+from gradeclip_lib.evaluation.preprocess import crop_batch
+from gradeclip_lib.evaluation.records import RecordWriter, read_records
+from gradeclip_lib.evaluation.run import interleaved, summary
+from gradeclip_lib.synthetic.folder import export_folder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def as_uint8(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
+
+
+def classifier(clip: gl.Clip, n_classes: int = 7, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    dim = clip.model.text_projection.shape[1]
+    return torch.nn.functional.normalize(torch.randn(dim, n_classes, generator=gen), dim=0)
+
+
+# ----------------------------------------------------------------- the plain references
+def reference_curves(zs: ZeroShot, image: np.ndarray, heat: np.ndarray, noise: np.ndarray, label: int, cls: int):
+    """The authors' loop: 100 steps of 0.5 % of the pixels, scored every 10 steps, one image at a time."""
+    h, w = heat.shape
+    order = np.argsort(-heat.reshape(-1), kind="stable")
+    once = max(1, int(h * w / 200))
+    deleted, inserted = image.copy(), np.zeros_like(image)
+    shots = {"deletion": [deleted.copy()], "insertion": [inserted.copy()]}
+    for step in range(1, 101):
+        sel = order[(step - 1) * once : step * once]
+        ys, xs = sel // w, sel % w
+        deleted[ys, xs, :] = noise[ys, xs, :]
+        inserted[ys, xs, :] = image[ys, xs, :]
+        if step % 10 == 0:
+            shots["deletion"].append(deleted.copy())
+            shots["insertion"].append(inserted.copy())
+    curves = {}
+    for mode, frames in shots.items():
+        probs, top1, top5 = [], [], []
+        for frame in frames:  # one forward per checkpoint
+            logits = zs.logits(crop_batch(zs.clip, torch.from_numpy(frame).permute(2, 0, 1)[None]))[0]
+            probs.append(float(logits.softmax(-1)[cls]))
+            ranked = logits.argsort(descending=True).tolist()
+            top1.append(float(ranked[0] == label))
+            top5.append(float(label in ranked[:5]))
+        curves.update({f"{mode}_prob": probs, f"{mode}_top1": top1, f"{mode}_top5": top5})
+    return curves
+
+
+def reference_causal(zs: ZeroShot, crop: torch.Tensor, heat: torch.Tensor, cls: int, step: int, mode: str):
+    """RISE's loop: start from the image (deletion) or a blurred copy (insertion), change ``step`` pixels
+    in the order of the map after every score."""
+    import torchvision.transforms.functional as TF
+
+    size = crop.shape[-1]
+    n = -(-size * size // step)
+    finish = torch.zeros_like(crop) if mode == "deletion" else crop.clone()
+    current = crop.clone() if mode == "deletion" else TF.gaussian_blur(crop[None], 11, 5.0)[0]
+    order = np.argsort(-heat.reshape(-1).numpy(), kind="stable")
+    probs = []
+    for i in range(n + 1):
+        probs.append(float(zs.logits(current[None])[0].softmax(-1)[cls]))
+        sel = torch.from_numpy(order[i * step : (i + 1) * step])
+        current.view(3, -1)[:, sel] = finish.view(3, -1)[:, sel]
+    return probs
+
+
+# ----------------------------------------------------------------- protocol
+@pytest.fixture
+def batch_inputs(tiny):
+    sizes = [(40, 56), (37, 45), (40, 56), (64, 48)]
+    pixels = [as_uint8(random_image(h, w, seed=i)) for i, (h, w) in enumerate(sizes)]
+    noise = [noise_image(f"img{i}", *p.shape[-2:]) for i, p in enumerate(pixels)]
+    labels = [3, 1, 5, 0]
+    zs = ZeroShot(tiny, classifier(tiny), batch_size=16)
+    return zs, Batch.build(pixels, noise, labels, tiny.device)
+
+
+@pytest.mark.parametrize("method", ["grad_eclip", "ties"])
+def test_vectorised_protocol_equals_the_per_image_loop(batch_inputs, method):
+    zs, batch = batch_inputs
+    clean = clean_logits(zs, batch)
+    classes = torch.tensor([3, 2, 5, 6])
+    if method == "ties":  # a map with large ties: both must break them in raster order
+        maps = [torch.round(torch.rand(*p.shape[-2:], generator=torch.Generator().manual_seed(i)) * 3)
+                for i, p in enumerate(batch.pixels)]
+    else:
+        maps = explain_batch(zs.clip, batch, zs.weights[:, classes].T, method)
+    curves = deletion_insertion(zs, batch, maps, classes, clean, rows_per_build=7)
+    for i in range(len(batch)):
+        ref = reference_curves(zs, batch.pixels[i].permute(1, 2, 0).numpy(), maps[i].numpy(),
+                               batch.noise[i].permute(1, 2, 0).numpy(), int(batch.labels[i]), int(classes[i]))
+        for name, values in ref.items():
+            torch.testing.assert_close(curves[name][i], torch.tensor(values), atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_checkpoints_change_exactly_the_counted_pixels(batch_inputs):
+    zs, batch = batch_inputs
+    from gradeclip_lib.evaluation import perturbed, pixel_ranks
+
+    image = batch.pixels[1].clamp_min(1)[None].expand(11, -1, -1, -1)  # no black pixel of its own
+    h, w = image.shape[-2:]
+    counts = torch.tensor(checkpoint_counts(h, w))
+    assert counts[-1] == 10 * 10 * max(1, h * w // 200) and counts[-1] <= h * w // 2
+    ranks = pixel_ranks(torch.rand(1, h, w)).expand(11, -1)
+    noise = (255 - image).clone()  # differs from the image everywhere
+    deleted = perturbed(image, ranks, counts, "deletion", noise)
+    inserted = perturbed(image, ranks, counts, "insertion")
+    assert torch.equal((deleted != image).any(1).flatten(1).sum(1), counts)
+    assert torch.equal((inserted != 0).any(1).flatten(1).sum(1), counts)
+
+
+def test_noise_depends_only_on_key_and_seed():
+    a, b = noise_image("x/1.jpg", 5, 7), noise_image("x/1.jpg", 5, 7)
+    assert torch.equal(a, b) and a.dtype == torch.uint8 and int(a.max()) <= 254
+    assert not torch.equal(a, noise_image("x/2.jpg", 5, 7)) and not torch.equal(a, noise_image("x/1.jpg", 5, 7, 1))
+
+
+def test_tensor_crop_matches_the_models_pil_preprocessing(tiny):
+    for h, w in [(40, 56), (75, 33), (32, 32)]:
+        image = random_image(h, w, seed=h)
+        diff = (crop_batch(tiny, as_uint8(image)[None])[0] - tiny.crop(image)[0]).abs()
+        levels = diff * torch.tensor(tiny.std).view(3, 1, 1) * 255  # in grey levels
+        assert crop_batch(tiny, as_uint8(image)[None]).shape == tiny.crop(image).shape
+        assert float(levels.max()) <= 2.01 and float(levels.mean()) < 0.5
+
+
+@pytest.mark.parametrize("mode", ["deletion", "insertion"])
+def test_causal_metric_equals_rise_loop(batch_inputs, mode):
+    zs, batch = batch_inputs
+    classes = torch.tensor([0, 1, 2, 3])
+    maps = [torch.rand(*p.shape[-2:], generator=torch.Generator().manual_seed(i)) for i, p in enumerate(batch.pixels)]
+    curves = causal_curves(zs, batch, maps, classes, step=48, rows_per_build=10)
+    from gradeclip_lib.evaluation.causal import crop_maps
+
+    assert curves[f"causal_{mode}"].shape == (4, 32 * 32 // 48 + 2)
+    for i in range(len(batch)):
+        crop = crop_batch(zs.clip, batch.pixels[i][None])[0]
+        heat = crop_maps(maps[i][None], 32)[0]
+        ref = reference_causal(zs, crop, heat, int(classes[i]), 48, mode)
+        torch.testing.assert_close(curves[f"causal_{mode}"][i], torch.tensor(ref), atol=1e-5, rtol=1e-4)
+
+
+def test_auc_on_known_curves():
+    assert auc([1.0] * 11) == pytest.approx(0.5)
+    assert auc([k / 20 for k in range(11)]) == pytest.approx(0.125)  # y = x on [0, 0.5]
+    assert auc([0, 1], x=[0, 2]) == pytest.approx(1.0)
+    torch.testing.assert_close(auc(torch.ones(3, 11)), torch.full((3,), 0.5, dtype=torch.float64))
+    assert float(causal_auc(torch.ones(9))) == pytest.approx(1.0)
+    assert float(causal_auc(torch.linspace(1, 0, 5))) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        auc([1.0] * 10)
+
+
+# ----------------------------------------------------------------- data
+def make_folder(root: Path, classes: dict[str, int], size=(40, 52)) -> Path:
+    for i, (name, count) in enumerate(classes.items()):
+        (root / name).mkdir(parents=True)
+        for j in range(count):
+            random_image(*size, seed=10 * i + j).save(root / name / f"{j}.jpg")
+    return root
+
+
+def test_imagenet_wnid_folders_get_imagenet_names_and_order(tmp_path):
+    root = make_folder(tmp_path / "val", {"n01443537": 1, "n01440764": 2})
+    classes = folder_classes(root)
+    assert classes.imagenet and len(classes.names) == 1000 and len(classes.templates) == 80
+    assert classes.names[classes.index("n01440764")] == open_clip.IMAGENET_CLASSNAMES[0] == "tench"
+    assert classes.index("n01443537") == 1 and "a photo of a {}." in classes.templates
+    items = list_images(root, classes)
+    assert [(i.key, i.label) for i in items] == [("n01440764/0.jpg", 0), ("n01440764/1.jpg", 0),
+                                                 ("n01443537/0.jpg", 1)]
+
+
+def test_named_folders_and_templates(tmp_path):
+    root = make_folder(tmp_path / "d", {"golden_retriever": 1, "cat": 1})
+    classes = folder_classes(root)
+    assert classes.names == ("cat", "golden retriever") and not classes.imagenet
+    assert len(classes.templates) == 80  # OpenAI's templates for a model other than ShapesWorld
+    (root / "templates.txt").write_text("a photo of a {}\n\nart of a {}\n")
+    assert folder_classes(root).templates == ("a photo of a {}", "art of a {}")
+    (root / "templates.txt").write_text("no placeholder\n")
+    with pytest.raises(DatasetError, match="template"):
+        folder_classes(root)
+
+
+def test_wrong_layouts_say_what_to_do(tmp_path):
+    with pytest.raises(DatasetError, match="no folder"):
+        folder_classes(tmp_path / "missing")
+    random_image(20, 20).save(tmp_path / "loose.jpg")
+    with pytest.raises(DatasetError, match=r"DIR/<class>/<image>.*|loose\.jpg"):
+        folder_classes(tmp_path)
+    make_folder(tmp_path / "mixed", {"n01440764": 1, "dogs": 1})
+    with pytest.raises(DatasetError, match="mixes ImageNet"):
+        folder_classes(tmp_path / "mixed")
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="no images"):
+        list_images(tmp_path / "empty", folder_classes(tmp_path / "empty"))
+
+
+def test_interleaved_order_spreads_a_limit_over_classes():
+    items = [Item(f"{c}/{j}", c) for c in range(3) for j in range(3 - c)]
+    assert [(i.label) for i in interleaved(items)] == [0, 1, 2, 0, 1, 0]
+
+
+def test_method_specs():
+    assert MethodSpec.parse("grad_eclip:paper").options == {"mode": "paper"}
+    spec = MethodSpec.parse("rise:n_masks=50;p=0.3")
+    assert (spec.name, spec.options, spec.label) == ("rise", {"n_masks": 50, "p": 0.3}, "rise:n_masks=50;p=0.3")
+    for bad in ("nope", "rise:paper"):
+        with pytest.raises(ValueError):
+            MethodSpec.parse(bad)
+
+
+def test_zero_shot_classifier_is_cached_per_model(tiny, tmp_path, monkeypatch):
+    classes = ClassSet(("a", "b"), ("red circle", "blue star"), ("a photo of a {}", "{}"))
+    first = zero_shot_classifier(tiny, classes, cache=tmp_path)
+    assert first.shape == (32, 2)
+    torch.testing.assert_close(first[:, 1], torch.nn.functional.normalize(
+        tiny.encode_text(["a photo of a blue star", "blue star"]).mean(0), dim=0))
+    monkeypatch.setattr(open_clip, "build_zero_shot_classifier", lambda *a, **k: pytest.fail("not cached"))
+    assert torch.equal(zero_shot_classifier(tiny, classes, cache=tmp_path), first)
+    other = gl.load_clip("shapes", pretrained=None)  # other weights: another cache entry
+    with pytest.raises(BaseException, match="not cached"):
+        zero_shot_classifier(other, classes, cache=tmp_path)
+
+
+def test_records_survive_a_half_written_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    with RecordWriter(path) as w:
+        w.write([{"image": "a", "method": "m", "target": "gt"}])
+    with open(path, "a") as fh:
+        fh.write('{"image": "b", "meth')  # what a kill in the middle of a write leaves
+    assert [r["image"] for r in read_records(path)] == ["a"]
+    with RecordWriter(path) as w:
+        w.write([{"image": "c", "method": "m", "target": "gt"}])
+    assert [json.loads(line)["image"] for line in path.read_text().splitlines()] == ["a", "c"]
+
+
+# ----------------------------------------------------------------- command line on ShapesWorld
+@pytest.fixture(scope="module")
+def shapes_folder(tmp_path_factory):
+    return export_folder(tmp_path_factory.mktemp("shapes") / "scenes", 40, seed=77, size=64)
+
+
+def cli(*args: str, env_extra: dict | None = None, **kwargs) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **(env_extra or {}))
+    return subprocess.Popen([sys.executable, "-m", "gradeclip_lib", "evaluate", *args], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def keys(path: Path) -> list[tuple]:
+    return [(r["image"], r["method"], r["target"]) for r in read_records(path)]
+
+
+def test_resume_after_a_kill_writes_every_record_once(shapes_folder, tmp_path):
+    common = ["--data", str(shapes_folder), "--model", "shapes", "--methods", "grad_eclip,self_attention",
+              "--targets", "gt,pred", "--batch-size", "2", "--workers", "0", "--cache-dir", str(tmp_path / "c")]
+    out = tmp_path / "run.jsonl"
+    proc = cli(*common, "--out", str(out))
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and (not out.exists() or len(out.read_bytes()) < 2000):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    partial = keys(out)
+    assert 0 < len(partial) < 40 * 4
+    resumed = cli(*common, "--out", str(out))
+    stdout, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    got = keys(out)
+    assert len(got) == len(set(got)) == 40 * 4 and got[: len(partial)] == partial
+    assert "grad_eclip" in stdout and "ins top1" in stdout  # the summary table
+
+    straight = tmp_path / "straight.jsonl"
+    once = cli(*common, "--out", str(straight))
+    assert once.wait(timeout=300) == 0
+    a = {(r["image"], r["method"], r["target"]): r for r in read_records(out)}
+    b = {(r["image"], r["method"], r["target"]): r for r in read_records(straight)}
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k]["deletion_prob"], b[k]["deletion_prob"], atol=1e-4)
+        assert a[k]["insertion_top1"] == b[k]["insertion_top1"]
+    rerun = cli(*common, "--out", str(out))
+    assert rerun.wait(timeout=120) == 0 and keys(out) == got  # nothing left to do, nothing written twice
+
+
+def test_grad_eclip_beats_the_random_floor_on_shapes_from_the_command_line(shapes_folder, tmp_path):
+    from gradeclip_lib.cli import main
+
+    out = tmp_path / "r.jsonl"
+    args = ["evaluate", "--data", str(shapes_folder), "--model", "shapes", "--methods", "grad_eclip,random",
+            "--out", str(out), "--workers", "0", "--cache-dir", str(tmp_path / "c")]
+    assert main(args) == 0
+    rows = {r["method"]: r for r in summary(out)}
+    assert rows["grad_eclip"]["images"] == rows["random"]["images"] == 40
+    assert rows["grad_eclip"]["deletion_top1_auc"] < rows["random"]["deletion_top1_auc"]
+    assert rows["grad_eclip"]["insertion_top1_auc"] > rows["random"]["insertion_top1_auc"]
+
+
+def test_corrupt_and_tiny_images_are_skipped_not_fatal(shapes_folder, tmp_path, capsys):
+    import shutil
+
+    from gradeclip_lib.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(shapes_folder, data)
+    (data / "red_circle" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    Image.new("RGB", (5, 5)).save(data / "red_circle" / "tiny.png")
+    out = tmp_path / "r.jsonl"
+    assert main(["evaluate", "--data", str(data), "--model", "shapes", "--methods", "random", "--out", str(out),
+                 "--workers", "1", "--limit", "60", "--cache-dir", str(tmp_path / "c")]) == 0
+    err = capsys.readouterr().err
+    assert "red_circle/broken.png" in err and "red_circle/tiny.png" in err and "2 unreadable" in err
+    assert len(keys(out)) == 40
+
+
+def test_torchrun_shards_and_merges(shapes_folder, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed next to this python")
+    out = tmp_path / "sharded.jsonl"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    args = [str(torchrun), "--nproc_per_node=2", "--master_port", "29517", "-m", "gradeclip_lib", "evaluate",
+            "--data", str(shapes_folder), "--model", "shapes", "--methods", "self_attention", "--out", str(out),
+            "--workers", "0", "--limit", "13", "--cache-dir", str(tmp_path / "c"), "--device", "cpu"]
+    done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = keys(out)
+    assert len(got) == len(set(got)) == 13
+    assert not list(tmp_path.glob("sharded.rank*"))  # merged and removed
+    assert done.stdout.count("self_attention") == 1  # one summary, from rank 0
