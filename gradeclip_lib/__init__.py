@@ -24,8 +24,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``gl.widgets`` and ``gl.synthetic`` load on first use (ipywidgets is only needed in notebooks)."""
-    if name in ("widgets", "synthetic", "metrics"):
+    """``gl.widgets``, ``gl.synthetic``, ``gl.metrics`` and ``gl.evaluation`` load on first use."""
+    if name in ("widgets", "synthetic", "metrics", "evaluation"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -30,7 +30,8 @@ def _bench(args: argparse.Namespace) -> int:
     from .bench import run
 
     methods = args.methods.split(",") if args.methods else None
-    run(devices=args.device, batch_cpu=args.batch_cpu, batch_gpu=args.batch_gpu, out=args.out, methods=methods)
+    run(devices=args.device, batch_cpu=args.batch_cpu, batch_gpu=args.batch_gpu, out=args.out, methods=methods,
+        evaluation=args.evaluation, eval_images=args.eval_images)
     return 0
 
 
@@ -58,7 +59,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     try:
         out = evaluate_folder(
             clip, args.data, args.methods.split(","), args.out, targets=args.targets.split(","), limit=args.limit,
-            batch_size=args.batch_size, score_batch=args.score_batch, workers=args.workers, seed=args.seed,
+            batch_size=args.batch_size, score_batch=args.score_batch, seed=args.seed,
+            workers=args.workers if args.workers is not None else
+            (min(8, (os.cpu_count() or 2) - 1) if device.startswith("cuda") else 0),
             causal=args.causal, cache=args.cache_dir,
         )
         if rank == 0:
@@ -97,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-cpu", type=int, default=8)
     p.add_argument("--batch-gpu", type=int, default=256)
     p.add_argument("--methods", default=None, help="also time these methods (comma-separated, or 'all')")
+    p.add_argument("--evaluation", action="store_true",
+                   help="also deletion + insertion images/s, vectorised against the per-image loop")
+    p.add_argument("--eval-images", type=int, default=None, help="JPEGs in the evaluation bench (8 CPU, 512 GPU)")
     p.add_argument("--out", default=None, help="also write the results as JSON")
     p.set_defaults(run=_bench)
 
@@ -119,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-batch", type=int, default=256, help="perturbed images per forward pass")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="default: bf16 on GPU, fp32 on CPU")
-    p.add_argument("--workers", type=int, default=4, help="processes decoding images")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes decoding images (default: up to 8 on a GPU; 0 on a CPU, where the model "
+                   "needs every core)")
     p.add_argument("--seed", type=int, default=0, help="seed of the deletion noise")
     p.add_argument("--causal", action="store_true", help="also the RISE causal metric (about 450 forwards per map)")
     p.add_argument("--cache-dir", default=None, help="zero-shot classifier cache (default $GRADECLIP_CACHE or "

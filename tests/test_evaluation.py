@@ -369,3 +369,51 @@ def test_torchrun_shards_and_merges(shapes_folder, tmp_path):
     assert len(got) == len(set(got)) == 13
     assert not list(tmp_path.glob("sharded.rank*"))  # merged and removed
     assert done.stdout.count("self_attention") == 1  # one summary, from rank 0
+
+
+# ----------------------------------------------------------------- figures and the results' sidecar
+def test_checkpoint_frames_and_mean_curves_plot(batch_inputs):
+    from gradeclip_lib.evaluation.plots import checkpoint_frames, plot_curves
+
+    zs, batch = batch_inputs
+    image, noise = batch.pixels[0].clamp_min(1), batch.noise[0]
+    heat = torch.rand(*image.shape[-2:])
+    frames = checkpoint_frames(image, heat, "insertion")
+    counts = checkpoint_counts(*image.shape[-2:])
+    assert [int((f != 0).any(0).sum()) for f in frames] == counts
+    assert torch.equal(checkpoint_frames(image, heat, "deletion", noise)[0], image)
+
+    records = [{"method": m, "deletion_top1": [v] * 11, "insertion_top1": [1 - v] * 11}
+               for m, v in (("a", 0.2), ("a", 0.4), ("random", 0.9))]
+    fig = plot_curves(records, "top1")
+    lines = {ln.get_label(): ln.get_ydata() for ln in fig.axes[0].lines}
+    np.testing.assert_allclose(lines["a"], [0.3] * 11)
+    np.testing.assert_allclose(lines["random"], [0.9] * 11)
+
+
+def test_results_file_gets_a_sidecar_naming_model_and_machine(shapes_folder, tmp_path):
+    from gradeclip_lib.evaluation import evaluate_folder
+    from gradeclip_lib.evaluation.run import meta_file
+
+    clip = gl.load_clip("shapes")
+    out = evaluate_folder(clip, shapes_folder, ["random"], tmp_path / "r.jsonl", limit=5, workers=0,
+                          cache=tmp_path / "c", progress=False)
+    meta = json.loads(meta_file(out).read_text())
+    assert meta["model"] == "shapes" and meta["records"] == 5 and meta["last_run"]["images"] == 5
+    assert "threads" in meta["device"] and meta["methods"] == ["random"]
+    evaluate_folder(clip, shapes_folder, ["random"], out, limit=7, workers=0, cache=tmp_path / "c", progress=False)
+    meta = json.loads(meta_file(out).read_text())
+    assert meta["records"] == 7 and meta["last_run"]["images"] == 2  # only the two new images ran
+
+
+def test_speed_bench_folder_and_ratio(tmp_path):
+    from gradeclip_lib.evaluation.speed import IMAGENET_SIZES, jpeg_folder, report_evaluation
+
+    root = jpeg_folder(tmp_path / "j", 7, n_classes=3)
+    files = sorted(root.glob("*/*.jpg"))
+    assert len(files) == 7 and {Image.open(f).size[::-1] for f in files} <= set(IMAGENET_SIZES)
+    assert folder_classes(root).templates == ("a photo of a {}.",)
+    rows = [{"what": "evaluation, vectorised (deletion + insertion, gt)", "device": "cpu", "dtype": "fp32",
+             "images": 8, "images_per_s": 3.0},
+            {"what": "evaluation, per-image loop", "device": "cpu", "dtype": "fp32", "images": 8, "images_per_s": 1.5}]
+    assert "ratio vectorised / per-image loop (cpu, fp32): 2.00x" in report_evaluation(rows)

@@ -3,12 +3,19 @@ authors' keep-size resize, as batched tensor operations that run on the GPU."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torchvision.transforms.functional as TF
+from PIL import Image
 from torchvision.transforms import InterpolationMode
 
 from ..images import keep_size_shape
 from ..models.clip import Clip
+
+
+def to_pixels(image: Image.Image) -> torch.Tensor:
+    """A PIL image as the protocol's uint8 tensor [3, H, W]."""
+    return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()
 
 
 def crop_size(clip: Clip) -> int:

@@ -3,8 +3,10 @@ resumable, shardable across GPUs under torchrun; `summary` turns a results file 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -105,6 +107,7 @@ def evaluate_folder(
     for t in targets:
         if t not in TARGETS:
             raise ValueError(f"unknown target {t!r}; use 'gt' (the label) and/or 'pred' (the prediction)")
+    started = time.time()
     rank, world = distributed_context()
     classes = folder_classes(data, clip)
     items = interleaved(list_images(data, classes))[:limit]
@@ -114,7 +117,8 @@ def evaluate_folder(
     out = Path(out)
     done = finished(out)
     jobs = [(s, t) for s in specs for t in targets]
-    pending = [it for it in items if any((it.key, s.label, t) not in done for s, t in jobs)][rank::world]
+    todo = [it for it in items if any((it.key, s.label, t) not in done for s, t in jobs)]
+    pending = todo[rank::world]
     target_file = rank_file(out, rank) if world > 1 else out
     dataset = ImageFolderData(data, pending, seed=seed, min_side=clip.patch_size)
     bar = tqdm(total=len(pending), desc=f"evaluate (rank {rank})" if world > 1 else "evaluate",
@@ -136,9 +140,31 @@ def evaluate_folder(
               file=sys.stderr)
     _barrier(world)
     if rank == 0:
-        merge(out)
+        total = merge(out)
+        write_meta(out, clip, data, specs, targets, images=len(todo), seconds=time.time() - started,
+                   records=total, world=world)
     _barrier(world)
     return out
+
+
+def meta_file(out: str | os.PathLike) -> Path:
+    """The sidecar that says which model, machine and data produced a results file."""
+    out = Path(out)
+    return out.with_name(out.stem + ".meta.json")
+
+
+def write_meta(out: Path, clip: Clip, data, specs, targets, images: int, seconds: float, records: int,
+               world: int) -> None:
+    from ..bench import device_name
+
+    info = {
+        "model": clip.name, "pretrained": clip.pretrained, "dtype": str(clip.dtype).replace("torch.", ""),
+        "device": device_name(str(clip.device)), "processes": world, "torch": torch.__version__,
+        "data": str(Path(data).resolve()), "methods": [s.label for s in specs], "targets": list(targets),
+        "records": records, "last_run": {"images": images, "seconds": round(seconds, 1),
+                                         "finished": time.strftime("%Y-%m-%d %H:%M:%S")},
+    }
+    meta_file(out).write_text(json.dumps(info, indent=1))
 
 
 def _evaluate_batch(zs: ZeroShot, samples: list[Sample], names: Sequence[str], jobs, done, causal: bool) -> list[dict]:
@@ -170,7 +196,8 @@ def _evaluate_batch(zs: ZeroShot, samples: list[Sample], names: Sequence[str], j
 
 def summary(records: Sequence[dict] | str | os.PathLike) -> list[dict]:
     """Mean AUC per method and target: deletion (lower is better) and insertion (higher is better) of
-    top-1 accuracy and class probability over 0-50 % of the pixels, and RISE's AUCs if measured."""
+    top-1 accuracy and class probability over 0-50 % of the pixels, and RISE's AUCs if measured; each
+    with its standard error over images (``..._auc_se``)."""
     if not isinstance(records, Sequence):
         records = list(read_records(records))
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
@@ -179,11 +206,13 @@ def summary(records: Sequence[dict] | str | os.PathLike) -> list[dict]:
     rows = []
     for (method, target), rs in groups.items():
         row = {"method": method, "target": target, "images": len(rs)}
-        for name in CURVES:
-            row[f"{name}_auc"] = float(auc(torch.tensor([r[name] for r in rs])).mean())
+        areas = {name: auc(torch.tensor([r[name] for r in rs])) for name in CURVES}
         for name in ("causal_deletion", "causal_insertion"):
             if all(name in r for r in rs):
-                row[f"{name}_auc"] = float(causal_auc(torch.tensor([r[name] for r in rs])).mean())
+                areas[name] = causal_auc(torch.tensor([r[name] for r in rs]))
+        for name, per_image in areas.items():
+            row[f"{name}_auc"] = float(per_image.mean())
+            row[f"{name}_auc_se"] = float(per_image.std() / len(rs) ** 0.5) if len(rs) > 1 else float("nan")
         rows.append(row)
     return rows
 

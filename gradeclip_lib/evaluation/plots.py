@@ -1,0 +1,89 @@
+"""Figures of the faithfulness chapter: the perturbed images at each checkpoint, and mean curves."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from .curves import FRACTIONS, checkpoint_counts
+from .perturb import perturbed, pixel_ranks
+
+
+def checkpoint_frames(image: torch.Tensor, heat: torch.Tensor, mode: str, noise: torch.Tensor | None = None
+                      ) -> torch.Tensor:
+    """The 11 images [11, 3, H, W] the protocol scores for one uint8 image [3, H, W] and its map [H, W]."""
+    h, w = image.shape[-2:]
+    counts = torch.tensor(checkpoint_counts(h, w))
+    ranks = pixel_ranks(heat[None].float()).expand(len(counts), -1)
+    images = image[None].expand(len(counts), -1, -1, -1)
+    substrate = None if noise is None else noise[None].expand_as(images)
+    return perturbed(images, ranks, counts, mode, substrate)
+
+
+def show_checkpoints(image: torch.Tensor, heat: torch.Tensor, noise: torch.Tensor, every: int = 2,
+                     size: float = 1.5):
+    """Deletion (top row) and insertion (bottom row) images at 0, 10, ... 50 % of the pixels."""
+    rows = {"deletion": checkpoint_frames(image, heat, "deletion", noise),
+            "insertion": checkpoint_frames(image, heat, "insertion")}
+    picks = list(range(0, len(FRACTIONS), every))
+    fig, axes = plt.subplots(2, len(picks), figsize=(size * len(picks), size * 2.2))
+    for r, (mode, frames) in enumerate(rows.items()):
+        for c, k in enumerate(picks):
+            ax = axes[r, c]
+            ax.imshow(frames[k].permute(1, 2, 0).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{100 * FRACTIONS[k]:.0f} %", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(mode, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def mean_curves(records: Sequence[dict], name: str) -> dict[str, np.ndarray]:
+    """Method -> mean curve [11] of ``name`` (e.g. 'deletion_top1') over its records."""
+    groups: dict[str, list] = defaultdict(list)
+    for r in records:
+        groups[r["method"]].append(r[name])
+    return {m: np.mean(np.asarray(v, dtype=float), axis=0) for m, v in groups.items()}
+
+
+def plot_curves(records: Sequence[dict], what: str = "top1", methods: Sequence[str] | None = None,
+                labels: dict[str, str] | None = None, highlight: Sequence[str] = ("grad_eclip",)):
+    """Mean deletion and insertion curves of every method side by side; ``highlight`` drawn thicker."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    x = 100 * np.asarray(FRACTIONS)
+    for ax, mode in zip(axes, ("deletion", "insertion")):
+        curves = mean_curves(records, f"{mode}_{what}")
+        for m in methods or curves:
+            style = {"lw": 2.6} if m in highlight else {"lw": 1.2, "alpha": 0.85}
+            if m == "random":
+                style = {"lw": 1.5, "color": "black", "ls": "--"}
+            ax.plot(x, curves[m], marker="o", ms=3, label=(labels or {}).get(m, m), **style)
+        better = "lower" if mode == "deletion" else "higher"
+        ax.set_title(f"{mode} ({better} is better)", fontsize=11)
+        ax.set_xlabel("pixels changed (%)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel({"top1": "top-1 accuracy", "top5": "top-5 accuracy", "prob": "probability of the class"}[what])
+    axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def summary_html(rows: Sequence[dict], labels: dict[str, str] | None = None) -> str:
+    """The AUC summary as an HTML table, best deletion first, each AUC with its standard error."""
+    from ..plotting import table_html
+
+    cols = [("deletion_top1", "deletion top-1 ↓"), ("insertion_top1", "insertion top-1 ↑"),
+            ("deletion_prob", "deletion prob ↓"), ("insertion_prob", "insertion prob ↑")]
+    if all("causal_deletion_auc" in r for r in rows):
+        cols += [("causal_deletion", "RISE deletion ↓"), ("causal_insertion", "RISE insertion ↑")]
+    body = []
+    for r in sorted(rows, key=lambda r: r["deletion_top1_auc"]):
+        cells = [f"{r[f'{k}_auc']:.3f} ± {r[f'{k}_auc_se']:.3f}" for k, _ in cols]
+        body.append([(labels or {}).get(r["method"], r["method"]), r["target"], r["images"], *cells])
+    return table_html(body, ["method", "target", "images", *[h for _, h in cols]])
