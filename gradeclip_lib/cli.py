@@ -59,7 +59,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     try:
         out = evaluate_folder(
             clip, args.data, args.methods.split(","), args.out, targets=args.targets.split(","), limit=args.limit,
-            batch_size=args.batch_size, score_batch=args.score_batch, seed=args.seed,
+            batch_size=args.batch_size or (128 if device.startswith("cuda") else 16),
+            score_batch=args.score_batch, seed=args.seed,
             workers=args.workers if args.workers is not None else
             (min(8, (os.cpu_count() or 2) - 1) if device.startswith("cuda") else 0),
             causal=args.causal, cache=args.cache_dir,
@@ -121,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", default="gt", help="gt (the label), pred (the prediction), or gt,pred")
     p.add_argument("--out", required=True, help="results file (JSON lines); re-running resumes it")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (spread over the classes)")
-    p.add_argument("--batch-size", type=int, default=32, help="images explained together")
-    p.add_argument("--score-batch", type=int, default=256, help="perturbed images per forward pass")
+    p.add_argument("--batch-size", type=int, default=None, help="images per batch (default: 128 on a GPU, 16 on a CPU)")
+    p.add_argument("--score-batch", type=int, default=None,
+                   help="perturbed images per forward pass (default: 256 on a GPU, 8 on a CPU)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dtype", default=None, choices=["fp32", "fp16", "bf16"], help="default: bf16 on GPU, fp32 on CPU")
     p.add_argument("--workers", type=int, default=None,

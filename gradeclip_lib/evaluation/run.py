@@ -94,7 +94,7 @@ def evaluate_folder(
     targets: Sequence[str] = ("gt",),
     limit: int | None = None,
     batch_size: int = 32,
-    score_batch: int = 256,
+    score_batch: int | None = None,
     workers: int = 4,
     seed: int = 0,
     causal: bool = False,
@@ -102,7 +102,10 @@ def evaluate_folder(
     progress: bool | None = None,
 ) -> Path:
     """Run deletion and insertion for every image of ``data`` x method x target and append the records
-    to ``out`` (JSON lines). Records already in ``out`` are kept and not recomputed. Returns ``out``."""
+    to ``out`` (JSON lines). Records already in ``out`` are kept and not recomputed. Returns ``out``.
+
+    ``score_batch`` perturbed images go through the model at once: 256 on a GPU, 8 on a CPU by default
+    (large batches run slower on a CPU, whose caches they overflow)."""
     specs = [MethodSpec.parse(m) for m in methods]
     for t in targets:
         if t not in TARGETS:
@@ -111,8 +114,13 @@ def evaluate_folder(
     rank, world = distributed_context()
     classes = folder_classes(data, clip)
     items = interleaved(list_images(data, classes))[:limit]
-    weights = zero_shot_classifier(clip, classes, cache, progress=rank == 0 and bool(progress))
-    zs = ZeroShot(clip, weights, score_batch)
+    show = bool(progress) or (progress is None and sys.stderr.isatty())
+    if rank == 0:  # rank 0 builds the classifier (or reads it from the cache); the others read it after
+        weights = zero_shot_classifier(clip, classes, cache, progress=show)
+    _barrier(world)
+    if rank != 0:
+        weights = zero_shot_classifier(clip, classes, cache)
+    zs = ZeroShot(clip, weights, score_batch or (256 if clip.device.type == "cuda" else 8))
 
     out = Path(out)
     done = finished(out)
@@ -122,7 +130,7 @@ def evaluate_folder(
     target_file = rank_file(out, rank) if world > 1 else out
     dataset = ImageFolderData(data, pending, seed=seed, min_side=clip.patch_size)
     bar = tqdm(total=len(pending), desc=f"evaluate (rank {rank})" if world > 1 else "evaluate",
-               unit="img", disable=(progress is False) or (progress is None and not sys.stderr.isatty()))
+               unit="img", disable=not show)
     skipped = 0
     with RecordWriter(target_file) as writer:
         for samples in loader(dataset, batch_size, workers):
