@@ -417,3 +417,13 @@ def test_speed_bench_folder_and_ratio(tmp_path):
              "images": 8, "images_per_s": 3.0},
             {"what": "evaluation, per-image loop", "device": "cpu", "dtype": "fp32", "images": 8, "images_per_s": 1.5}]
     assert "ratio vectorised / per-image loop (cpu, fp32): 2.00x" in report_evaluation(rows)
+
+
+def test_large_images_are_downscaled_to_a_640_shorter_side(tmp_path):
+    from gradeclip_lib.evaluation.data import read_pixels
+
+    Image.new("RGB", (1000, 700), (10, 20, 30)).save(tmp_path / "big.png")
+    Image.new("RGB", (500, 375)).save(tmp_path / "small.png")
+    assert tuple(read_pixels(tmp_path / "big.png").shape) == (3, 640, 914)  # as the scripts: int(w / scale)
+    assert tuple(read_pixels(tmp_path / "small.png").shape) == (3, 375, 500)
+    assert read_pixels(tmp_path / "big.png")[:, 0, 0].tolist() == [10, 20, 30]
