@@ -39,6 +39,10 @@ class Sample:
     pixels: torch.Tensor  # uint8 [3, H, W]
     noise: torch.Tensor  # uint8 [3, H, W], the deletion substrate
 
+    def pin_memory(self) -> Sample:
+        """Page-locked copies, so that the copy to the GPU overlaps with its work (called by DataLoader)."""
+        return Sample(self.key, self.label, self.pixels.pin_memory(), self.noise.pin_memory())
+
 
 def list_images(root: str | os.PathLike, classes: ClassSet) -> list[Item]:
     """Every image of the folder in a fixed order (class folder, then file name)."""
@@ -96,7 +100,8 @@ def _collate(batch: list[Sample | Skipped]) -> list[Sample | Skipped]:
     return batch  # images differ in size: the protocol groups them itself
 
 
-def loader(dataset: ImageFolderData, batch_size: int, workers: int) -> DataLoader:
-    """Batches (lists of `Sample` or `Skipped`) decoded by ``workers`` processes ahead of the model."""
+def loader(dataset: ImageFolderData, batch_size: int, workers: int, pin_memory: bool = False) -> DataLoader:
+    """Batches (lists of `Sample` or `Skipped`) decoded by ``workers`` processes ahead of the model;
+    ``pin_memory`` for a GPU."""
     return DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=_collate,
-                      prefetch_factor=4 if workers else None, persistent_workers=False)
+                      prefetch_factor=4 if workers else None, persistent_workers=False, pin_memory=pin_memory)

@@ -133,7 +133,7 @@ def evaluate_folder(
                unit="img", disable=not show)
     skipped = 0
     with RecordWriter(target_file) as writer:
-        for samples in loader(dataset, batch_size, workers):
+        for samples in loader(dataset, batch_size, workers, pin_memory=clip.device.type == "cuda"):
             good = [s for s in samples if isinstance(s, Sample)]
             for s in samples:
                 if isinstance(s, Skipped):
