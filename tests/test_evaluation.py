@@ -427,3 +427,23 @@ def test_large_images_are_downscaled_to_a_640_shorter_side(tmp_path):
     assert tuple(read_pixels(tmp_path / "big.png").shape) == (3, 640, 914)  # as the scripts: int(w / scale)
     assert tuple(read_pixels(tmp_path / "small.png").shape) == (3, 375, 500)
     assert read_pixels(tmp_path / "big.png")[:, 0, 0].tolist() == [10, 20, 30]
+
+
+def test_summary_tables_from_records():
+    from gradeclip_lib.evaluation import format_summary, summary_html
+
+    def rec(method, image, d):
+        return {"image": image, "method": method, "target": "gt",
+                **{f"{m}_{w}": [d if m == "deletion" else 1 - d] * 11
+                   for m in ("deletion", "insertion") for w in ("prob", "top1", "top5")}}
+
+    records = [rec("a", "x", 0.2), rec("a", "y", 0.4), rec("b", "x", 0.1), rec("b", "y", 0.1)]
+    rows = {r["method"]: r for r in summary(records)}
+    assert rows["a"]["deletion_top1_auc"] == pytest.approx(0.15)  # mean of 0.5 * 0.2 and 0.5 * 0.4
+    assert rows["a"]["deletion_top1_auc_se"] == pytest.approx(np.std([0.1, 0.2], ddof=1) / 2 ** 0.5)
+    assert rows["b"]["insertion_prob_auc"] == pytest.approx(0.45) and rows["b"]["deletion_top1_auc_se"] == 0
+    html = summary_html(list(rows.values()))
+    assert html.index("<td>b</td>") < html.index("<td>a</td>")  # best deletion first
+    assert "0.150 ± 0.050" in html
+    text = format_summary(list(rows.values()))
+    assert text.splitlines()[0].split()[:3] == ["method", "target", "images"] and "0.1500" in text
