@@ -41,9 +41,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from .evaluation import evaluate_folder, format_summary, summary
-    from .evaluation.run import distributed_context
+    from .evaluation.run import MethodSpec, distributed_context
     from .models import load_clip
 
+    try:  # check the methods and targets before loading a model
+        for spec in args.methods.split(","):
+            MethodSpec.parse(spec)
+        bad = [t for t in args.targets.split(",") if t not in ("gt", "pred")]
+        if bad:
+            raise ValueError(f"unknown target {bad[0]!r}; use gt (the label), pred (the prediction) or gt,pred")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     rank, world = distributed_context()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if world > 1:

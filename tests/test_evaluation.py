@@ -447,3 +447,16 @@ def test_summary_tables_from_records():
     assert "0.150 ± 0.050" in html
     text = format_summary(list(rows.values()))
     assert text.splitlines()[0].split()[:3] == ["method", "target", "images"] and "0.1500" in text
+
+
+def test_cli_rejects_unknown_methods_and_targets_before_loading_anything(tmp_path, capsys):
+    from gradeclip_lib.cli import main
+
+    base = ["evaluate", "--data", str(tmp_path), "--out", str(tmp_path / "r.jsonl"), "--model", "nope"]
+    assert main([*base, "--methods", "grad_eclip,gradcam"]) == 2
+    assert "unknown method 'gradcam'" in capsys.readouterr().err
+    assert main([*base, "--targets", "gt,label"]) == 2
+    assert "unknown target 'label'" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r.jsonl"), "--model",
+                 "shapes"]) == 2
+    assert "DIR/<class>/<image>" in capsys.readouterr().err
