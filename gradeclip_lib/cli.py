@@ -70,8 +70,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             clip, args.data, args.methods.split(","), args.out, targets=args.targets.split(","), limit=args.limit,
             batch_size=args.batch_size or (128 if device.startswith("cuda") else 16),
             score_batch=args.score_batch, seed=args.seed,
-            workers=args.workers if args.workers is not None else
-            (min(8, (os.cpu_count() or 2) - 1) if device.startswith("cuda") else 0),
+            workers=args.workers,
             causal=args.causal, cache=args.cache_dir,
         )
         if rank == 0:

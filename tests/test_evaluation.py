@@ -444,7 +444,7 @@ def test_summary_tables_from_records():
     assert rows["b"]["insertion_prob_auc"] == pytest.approx(0.45) and rows["b"]["deletion_top1_auc_se"] == 0
     html = summary_html(list(rows.values()))
     assert html.index("<td>b</td>") < html.index("<td>a</td>")  # best deletion first
-    assert "0.150 ± 0.050" in html
+    assert "0.150\u00a0±\u00a00.050" in html
     text = format_summary(list(rows.values()))
     assert text.splitlines()[0].split()[:3] == ["method", "target", "images"] and "0.1500" in text
 
@@ -460,3 +460,15 @@ def test_cli_rejects_unknown_methods_and_targets_before_loading_anything(tmp_pat
     assert main(["evaluate", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r.jsonl"), "--model",
                  "shapes"]) == 2
     assert "DIR/<class>/<image>" in capsys.readouterr().err
+
+
+def test_beats_floor_is_paired_image_by_image():
+    from gradeclip_lib.evaluation import beats_floor
+
+    def rec(method, image, d, i):
+        return {"image": image, "method": method, "deletion_prob": [d] * 11, "insertion_prob": [i] * 11}
+
+    records = [rec("random", "x", 0.5, 0.1), rec("random", "y", 0.2, 0.4),
+               rec("m", "x", 0.3, 0.3), rec("m", "y", 0.3, 0.3), rec("m", "z", 0.0, 1.0)]  # z: no floor
+    (row,) = beats_floor(records)
+    assert row == {"method": "m", "images": 2, "deletion": 0.5, "insertion": 0.5}

@@ -84,6 +84,6 @@ def summary_html(rows: Sequence[dict], labels: dict[str, str] | None = None) -> 
         cols += [("causal_deletion", "RISE deletion ↓"), ("causal_insertion", "RISE insertion ↑")]
     body = []
     for r in sorted(rows, key=lambda r: r["deletion_top1_auc"]):
-        cells = [f"{r[f'{k}_auc']:.3f} ± {r[f'{k}_auc_se']:.3f}" for k, _ in cols]
+        cells = [f"{r[f'{k}_auc']:.3f}\u00a0±\u00a0{r[f'{k}_auc_se']:.3f}" for k, _ in cols]  # no-break spaces
         body.append([(labels or {}).get(r["method"], r["method"]), r["target"], r["images"], *cells])
     return table_html(body, ["method", "target", "images", *[h for _, h in cols]])

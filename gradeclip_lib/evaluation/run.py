@@ -95,7 +95,7 @@ def evaluate_folder(
     limit: int | None = None,
     batch_size: int = 32,
     score_batch: int | None = None,
-    workers: int = 4,
+    workers: int | None = None,
     seed: int = 0,
     causal: bool = False,
     cache: str | os.PathLike | None = None,
@@ -105,7 +105,8 @@ def evaluate_folder(
     to ``out`` (JSON lines). Records already in ``out`` are kept and not recomputed. Returns ``out``.
 
     ``score_batch`` perturbed images go through the model at once: 256 on a GPU, 8 on a CPU by default
-    (large batches run slower on a CPU, whose caches they overflow)."""
+    (large batches run slower on a CPU, whose caches they overflow). ``workers`` processes decode the
+    images: up to 8 on a GPU, none on a CPU by default (there they would take cores from the model)."""
     specs = [MethodSpec.parse(m) for m in methods]
     for t in targets:
         if t not in TARGETS:
@@ -129,6 +130,8 @@ def evaluate_folder(
     pending = todo[rank::world]
     target_file = rank_file(out, rank) if world > 1 else out
     dataset = ImageFolderData(data, pending, seed=seed, min_side=clip.patch_size)
+    if workers is None:
+        workers = min(8, (os.cpu_count() or 2) - 1) if clip.device.type == "cuda" else 0
     bar = tqdm(total=len(pending), desc=f"evaluate (rank {rank})" if world > 1 else "evaluate",
                unit="img", disable=not show)
     skipped = 0
@@ -223,6 +226,29 @@ def summary(records: Sequence[dict] | str | os.PathLike) -> list[dict]:
             row[f"{name}_auc_se"] = float(per_image.std() / len(rs) ** 0.5) if len(rs) > 1 else float("nan")
         rows.append(row)
     return rows
+
+
+def beats_floor(records: Sequence[dict], floor: str = "random", metric: str = "prob") -> list[dict]:
+    """Per method, the share of images whose deletion area is below the ``floor`` method's on the same
+    image, and whose insertion area is above it (paired, image by image)."""
+    by: dict[str, dict[str, dict]] = defaultdict(dict)
+    for r in records:
+        by[r["method"]][r["image"]] = r
+    base = by[floor]
+    rows = []
+    for method, recs in by.items():
+        if method == floor:
+            continue
+        images = sorted(set(recs) & set(base))
+        share = {}
+        for mode in ("deletion", "insertion"):
+            mine = auc(torch.tensor([recs[i][f"{mode}_{metric}"] for i in images]))
+            theirs = auc(torch.tensor([base[i][f"{mode}_{metric}"] for i in images]))
+            better = mine < theirs if mode == "deletion" else mine > theirs
+            share[mode] = float(better.double().mean())
+        rows.append({"method": method, "images": len(images), "deletion": share["deletion"],
+                     "insertion": share["insertion"]})
+    return sorted(rows, key=lambda r: -r["deletion"])
 
 
 def format_summary(rows: Sequence[dict]) -> str:
