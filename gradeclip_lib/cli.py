@@ -41,15 +41,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from .evaluation import evaluate_folder, format_summary, summary
-    from .evaluation.run import MethodSpec, distributed_context
+    from .evaluation.run import distributed_context, parse_jobs
     from .models import load_clip
 
     try:  # check the methods and targets before loading a model
-        for spec in args.methods.split(","):
-            MethodSpec.parse(spec)
-        bad = [t for t in args.targets.split(",") if t not in ("gt", "pred")]
-        if bad:
-            raise ValueError(f"unknown target {bad[0]!r}; use gt (the label), pred (the prediction) or gt,pred")
+        parse_jobs(args.methods.split(","), args.targets.split(","))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -68,9 +64,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     try:
         out = evaluate_folder(
             clip, args.data, args.methods.split(","), args.out, targets=args.targets.split(","), limit=args.limit,
-            batch_size=args.batch_size or (128 if device.startswith("cuda") else 16),
-            score_batch=args.score_batch, seed=args.seed,
-            workers=args.workers,
+            batch_size=args.batch_size, score_batch=args.score_batch, workers=args.workers, seed=args.seed,
             causal=args.causal, cache=args.cache_dir,
         )
         if rank == 0:

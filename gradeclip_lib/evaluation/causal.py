@@ -36,7 +36,7 @@ def causal_curves(zs: ZeroShot, batch: Batch, maps: Sequence[torch.Tensor], clas
     crops = torch.empty(len(batch), 3, size, size, device=clip.device)
     ranks = torch.empty(len(batch), size * size, dtype=torch.long, device=clip.device)
     for idx in batch.groups.values():
-        crops[idx] = crop_batch(clip, torch.stack([batch.pixels[i] for i in idx]))
+        crops[idx] = crop_batch(clip, batch.stacked(idx))
         ranks[idx] = pixel_ranks(crop_maps(torch.stack([maps[i] for i in idx]), size))
     blurred = TF.gaussian_blur(crops, kernel_size=11, sigma=5.0)
     k = len(counts)

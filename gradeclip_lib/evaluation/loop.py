@@ -14,7 +14,7 @@ from PIL import Image
 from ..explain import explain
 from .curves import SCORE_EVERY, STEPS, pixels_per_step
 from .data import downscale
-from .perturb import noise_image, upsample_maps
+from .perturb import noise_image
 from .protocol import ZeroShot
 
 
@@ -25,7 +25,7 @@ def per_image_curves(zs: ZeroShot, path: str | os.PathLike, key: str, label: int
         image = downscale(im.convert("RGB"))
     array = np.array(image)
     text = zs.weights[:, label]
-    heat = upsample_maps(explain(clip, image, text).maps.to(clip.device), array.shape[:2])[0].cpu().numpy()
+    heat = explain(clip, image, text).upsampled(normalized=False)[0].numpy()  # at the image's size
     noise = noise_image(key, *array.shape[:2], seed=seed).permute(1, 2, 0).numpy()
     h, w = heat.shape
     order = np.argsort(-heat.reshape(-1), kind="stable")

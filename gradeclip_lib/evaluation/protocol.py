@@ -18,7 +18,7 @@ from ..explain import explain
 from ..models.clip import Clip
 from .curves import checkpoint_counts
 from .perturb import perturbed, pixel_ranks, upsample_maps
-from .preprocess import crop_batch, keep_size_batch
+from .preprocess import crop_batch, crop_size, keep_size_batch
 
 TARGETS = ("gt", "pred")
 
@@ -38,6 +38,14 @@ class ZeroShot:
     def __init__(self, clip: Clip, weights: torch.Tensor, batch_size: int = 256) -> None:
         self.clip, self.weights, self.batch_size = clip, weights.to(clip.device).float(), batch_size
         self.scale = float(clip.model.logit_scale.exp())
+        self._black: torch.Tensor | None = None
+
+    def black_logits(self) -> torch.Tensor:
+        """Logits [1, C] of a black image (where every insertion curve starts), computed once."""
+        if self._black is None:
+            side = crop_size(self.clip)
+            self._black = self.logits(crop_batch(self.clip, torch.zeros(1, 3, side, side, device=self.clip.device)))
+        return self._black
 
     @torch.no_grad()
     def logits(self, crops: torch.Tensor) -> torch.Tensor:
@@ -64,35 +72,55 @@ class Batch:
     noise: list[torch.Tensor]
     labels: torch.Tensor  # [N]
     groups: dict[tuple[int, int], list[int]]
+    keep_size: list[torch.Tensor] | None = None  # model inputs for the explanations, made once per batch
 
     @classmethod
-    def build(cls, pixels: Sequence[torch.Tensor], noise: Sequence[torch.Tensor], labels: Sequence[int],
-              device: torch.device) -> Batch:
+    def build(cls, pixels: Sequence[torch.Tensor], noise: Sequence[torch.Tensor], labels: Sequence[int] | torch.Tensor,
+              device: torch.device, keep_size: list[torch.Tensor] | None = None) -> Batch:
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, p in enumerate(pixels):
             groups[tuple(p.shape[-2:])].append(i)
         return cls([p.to(device, non_blocking=True) for p in pixels], [n.to(device, non_blocking=True) for n in noise],
-                   torch.as_tensor(list(labels), device=device), dict(groups))
+                   torch.as_tensor(labels, device=device), dict(groups), keep_size)
 
     def __len__(self) -> int:
         return len(self.pixels)
+
+    def subset(self, rows: Sequence[int]) -> Batch:
+        """The batch restricted to ``rows`` (positions), sharing its tensors."""
+        if len(rows) == len(self):
+            return self
+        keep = None if self.keep_size is None else [self.keep_size[i] for i in rows]
+        return Batch.build([self.pixels[i] for i in rows], [self.noise[i] for i in rows], self.labels[list(rows)],
+                           self.labels.device, keep)
+
+    def stacked(self, idx: Sequence[int]) -> torch.Tensor:
+        """The same-size images at positions ``idx`` as one tensor [n, 3, H, W]."""
+        return torch.stack([self.pixels[i] for i in idx])
+
+    def keep_size_inputs(self, clip: Clip) -> list[torch.Tensor]:
+        """Each image resized for a keep-size explanation (computed on first use, then shared by every
+        method and target of the batch)."""
+        if self.keep_size is None:
+            inputs: list[torch.Tensor | None] = [None] * len(self)
+            for idx in self.groups.values():
+                for i, x in zip(idx, keep_size_batch(clip, self.stacked(idx))):
+                    inputs[i] = x
+            self.keep_size = inputs
+        return self.keep_size
 
 
 def clean_logits(zs: ZeroShot, batch: Batch) -> torch.Tensor:
     """Logits [N, C] of the unperturbed images."""
     out = torch.empty(len(batch), zs.weights.shape[1], device=zs.weights.device)
     for idx in batch.groups.values():
-        out[idx] = zs.logits(crop_batch(zs.clip, torch.stack([batch.pixels[i] for i in idx])))
+        out[idx] = zs.logits(crop_batch(zs.clip, batch.stacked(idx)))
     return out
 
 
 def explain_batch(clip: Clip, batch: Batch, texts: torch.Tensor, method: str, **options) -> list[torch.Tensor]:
     """Maps of every image at its own size [H, W] (keep-size explanation, upsampled bilinearly)."""
-    inputs: list[torch.Tensor | None] = [None] * len(batch)
-    for idx in batch.groups.values():
-        for i, x in zip(idx, keep_size_batch(clip, torch.stack([batch.pixels[i] for i in idx]))):
-            inputs[i] = x
-    exp = explain(clip, inputs, texts, method=method, **options)
+    exp = explain(clip, batch.keep_size_inputs(clip), texts, method=method, **options)
     return [upsample_maps(m[None].to(clip.device), tuple(p.shape[-2:]))[0] for m, p in zip(exp.maps, batch.pixels)]
 
 
@@ -107,8 +135,7 @@ def deletion_insertion(zs: ZeroShot, batch: Batch, maps: Sequence[torch.Tensor],
     out = {f"{mode}_{what}": torch.zeros(n, 11, device=clip.device)
            for mode in ("deletion", "insertion") for what in ("prob", "top1", "top5")}
     first = zs.scores(clean, batch.labels, classes)
-    black = zs.logits(crop_batch(clip, torch.zeros(1, 3, *next(iter(batch.groups)), device=clip.device)))
-    start = zs.scores(black.expand(n, -1), batch.labels, classes)
+    start = zs.scores(zs.black_logits().expand(n, -1), batch.labels, classes)
     for what in ("prob", "top1", "top5"):
         out[f"deletion_{what}"][:, 0] = getattr(first, what).float()
         out[f"insertion_{what}"][:, 0] = getattr(start, what).float()
@@ -117,7 +144,7 @@ def deletion_insertion(zs: ZeroShot, batch: Batch, maps: Sequence[torch.Tensor],
         counts = torch.tensor(checkpoint_counts(h, w)[1:], device=clip.device)  # 10 checkpoints
         k = len(counts)
         ranks = pixel_ranks(torch.stack([maps[i] for i in idx]))
-        images = torch.stack([batch.pixels[i] for i in idx])
+        images = batch.stacked(idx)
         noise = torch.stack([batch.noise[i] for i in idx])
         rows = torch.arange(len(idx) * k, device=clip.device)
         img_of, count_of = rows // k, counts[rows % k]

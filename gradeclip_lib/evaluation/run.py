@@ -52,6 +52,15 @@ class MethodSpec:
         return cls(spec, name, options)
 
 
+def parse_jobs(methods: Sequence[str], targets: Sequence[str]) -> list[tuple[MethodSpec, str]]:
+    """Every (method, target) pair to run; raises ValueError for an unknown method, option or target."""
+    specs = [MethodSpec.parse(m) for m in methods]
+    for t in targets:
+        if t not in TARGETS:
+            raise ValueError(f"unknown target {t!r}; use 'gt' (the label) and/or 'pred' (the prediction)")
+    return [(s, t) for s in specs for t in targets]
+
+
 def _number(text: str) -> int | float | str:
     for kind in (int, float):
         try:
@@ -93,7 +102,7 @@ def evaluate_folder(
     out: str | os.PathLike,
     targets: Sequence[str] = ("gt",),
     limit: int | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     score_batch: int | None = None,
     workers: int | None = None,
     seed: int = 0,
@@ -104,13 +113,12 @@ def evaluate_folder(
     """Run deletion and insertion for every image of ``data`` x method x target and append the records
     to ``out`` (JSON lines). Records already in ``out`` are kept and not recomputed. Returns ``out``.
 
+    ``batch_size`` images are read and explained together: 128 on a GPU, 16 on a CPU by default.
     ``score_batch`` perturbed images go through the model at once: 256 on a GPU, 8 on a CPU by default
     (large batches run slower on a CPU, whose caches they overflow). ``workers`` processes decode the
     images: up to 8 on a GPU, none on a CPU by default (there they would take cores from the model)."""
-    specs = [MethodSpec.parse(m) for m in methods]
-    for t in targets:
-        if t not in TARGETS:
-            raise ValueError(f"unknown target {t!r}; use 'gt' (the label) and/or 'pred' (the prediction)")
+    jobs = parse_jobs(methods, targets)
+    specs = list(dict.fromkeys(s for s, _ in jobs))
     started = time.time()
     rank, world = distributed_context()
     classes = folder_classes(data, clip)
@@ -125,18 +133,19 @@ def evaluate_folder(
 
     out = Path(out)
     done = finished(out)
-    jobs = [(s, t) for s in specs for t in targets]
     todo = [it for it in items if any((it.key, s.label, t) not in done for s, t in jobs)]
     pending = todo[rank::world]
     target_file = rank_file(out, rank) if world > 1 else out
     dataset = ImageFolderData(data, pending, seed=seed, min_side=clip.patch_size)
+    gpu = clip.device.type == "cuda"
     if workers is None:
-        workers = min(8, (os.cpu_count() or 2) - 1) if clip.device.type == "cuda" else 0
+        workers = min(8, (os.cpu_count() or 2) - 1) if gpu else 0
+    batch_size = batch_size or (128 if gpu else 16)
     bar = tqdm(total=len(pending), desc=f"evaluate (rank {rank})" if world > 1 else "evaluate",
                unit="img", disable=not show)
     skipped = 0
     with RecordWriter(target_file) as writer:
-        for samples in loader(dataset, batch_size, workers, pin_memory=clip.device.type == "cuda"):
+        for samples in loader(dataset, batch_size, workers, pin_memory=gpu):
             good = [s for s in samples if isinstance(s, Sample)]
             for s in samples:
                 if isinstance(s, Skipped):
@@ -189,8 +198,7 @@ def _evaluate_batch(zs: ZeroShot, samples: list[Sample], names: Sequence[str], j
         todo = [i for i, s in enumerate(samples) if (s.key, spec.label, target) not in done]
         if not todo:
             continue
-        sub = batch if len(todo) == len(samples) else Batch.build(
-            [batch.pixels[i] for i in todo], [batch.noise[i] for i in todo], batch.labels[todo].tolist(), clip.device)
+        sub = batch.subset(todo)
         classes = (sub.labels if target == "gt" else pred[todo]).clone()
         maps = explain_batch(clip, sub, zs.weights[:, classes].T, spec.name, **spec.options)
         curves = deletion_insertion(zs, sub, maps, classes, clean[todo])
