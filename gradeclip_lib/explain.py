@@ -60,7 +60,9 @@ def explain(
     ``preprocess="keep"`` keeps the aspect ratio (sides rounded to the patch size, positional
     embeddings interpolated); ``"crop"`` uses the model's standard centre crop. Images of the same
     size run as one batch (in chunks of ``batch_size`` pairs if given). ``options`` go to the method,
-    e.g. ``mode="paper"`` or ``spatial_weight=False`` for Grad-ECLIP.
+    e.g. ``mode="paper"`` or ``spatial_weight=False`` for Grad-ECLIP. Methods seeded per pair
+    (``random``) take ``seed`` as one integer per pair, or an integer ``s`` that gives pair ``p`` the
+    seed ``s + p``.
     """
     if preprocess not in ("keep", "crop"):
         raise ValueError(f"preprocess must be 'keep' or 'crop', got {preprocess!r}")
@@ -74,6 +76,8 @@ def explain(
     groups: dict[tuple, list[int]] = defaultdict(list)  # image shape -> pair ids
     for pair, img in enumerate(image_of.tolist()):
         groups[tuple(pixels[img].shape)].append(pair)
+    seed = options.pop("seed", 0) if info.pair_seeds else None
+    pair_seeds = None if seed is None else _pair_seeds(seed, len(image_of))
     maps: list[torch.Tensor | None] = [None] * len(image_of)
     scores = torch.zeros(len(image_of))
     step = batch_size or len(image_of)
@@ -84,12 +88,15 @@ def explain(
             local = {img: i for i, img in enumerate(imgs)}
             batch = torch.stack([pixels[i] for i in imgs]).to(clip.device, clip.dtype)
             index = torch.tensor([local[int(image_of[p])] for p in chunk], device=clip.device)
+            extra = {} if pair_seeds is None else {"seed": [pair_seeds[p] for p in chunk]}
             with torch.enable_grad():
-                out = info.fn(clip, batch, targets[text_of[chunk]], index, **options)
+                out = info.fn(clip, batch, targets[text_of[chunk]], index, **options, **extra)
             chunk_maps = out.maps.float().cpu()  # one device-to-host copy per chunk
             scores[chunk] = out.scores.float().cpu()
             for j, p in enumerate(chunk):
                 maps[p] = chunk_maps[j]
+    if seed is not None:
+        options["seed"] = seed
     return Explanation(
         maps=_stack_if_same(maps),
         scores=scores,
@@ -97,6 +104,16 @@ def explain(
         method=method,
         options=dict(options, preprocess=preprocess),
     )
+
+
+def _pair_seeds(seed: int | Sequence[int] | torch.Tensor, n_pairs: int) -> list[int]:
+    """One seed per pair: ``seed + p`` for an integer, else the given ones (as many as pairs)."""
+    if isinstance(seed, int):
+        return [seed + p for p in range(n_pairs)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != n_pairs:
+        raise ValueError(f"got {len(seeds)} seeds for {n_pairs} (image, text) pairs: give one per pair, or one int")
+    return seeds
 
 
 def grad_eclip_terms(

@@ -161,10 +161,8 @@ def test_batched_equals_one_at_a_time(tiny, images, method):
     options = FAST.get(method, {})
     batched = gl.explain(tiny, images, TEXTS, method=method, **options)
     for i in range(3):
-        single = gl.explain(tiny, images[i], TEXTS[i], method=method, **options)
-        if method == "random":  # one draw per batch: same distribution, different numbers
-            assert batched.maps[i].shape == single.maps[0].shape
-            continue
+        seed = {"seed": i} if method == "random" else {}  # seeded per pair: pair i of the batch has seed 0 + i
+        single = gl.explain(tiny, images[i], TEXTS[i], method=method, **options, **seed)
         torch.testing.assert_close(batched.maps[i], single.maps[0], rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(batched.scores[i], single.scores[0], rtol=1e-5, atol=1e-6)
 
@@ -177,6 +175,22 @@ def test_seeded_methods_are_deterministic(tiny, images, method):
     c = gl.explain(tiny, images[0], TEXTS[0], method=method, seed=2, **options).maps
     torch.testing.assert_close(a, b)
     assert not torch.allclose(a, c)
+
+
+def test_random_maps_are_uniform_and_a_function_of_their_own_seed(tiny, images):
+    from gradeclip_lib.methods.random_map import hashed_uniform
+
+    u = hashed_uniform(torch.tensor([0, 1, 2**31 - 1]), (64, 64))
+    assert u.min() >= 0 and u.max() < 1 and abs(float(u.mean()) - 0.5) < 0.01
+    assert abs(float(u.std()) - (1 / 12) ** 0.5) < 0.01  # the uniform's standard deviation
+    assert torch.corrcoef(u.flatten(1))[0, 1].abs() < 0.05  # seeds 0 and 1 give unrelated maps
+    torch.testing.assert_close(hashed_uniform(torch.tensor([1]), (64, 64))[0], u[1])  # whatever its neighbours
+    # explicit per-pair seeds: the same pair gets the same map in any batch and any order
+    both = gl.explain(tiny, images[:2], TEXTS[:2], method="random", seed=[7, 9]).maps
+    swapped = gl.explain(tiny, images[1::-1], TEXTS[1::-1], method="random", seed=[9, 7]).maps
+    torch.testing.assert_close(both[0], swapped[1])
+    with pytest.raises(ValueError, match="one per pair"):
+        gl.explain(tiny, images[:2], TEXTS[:2], method="random", seed=[1, 2, 3])
 
 
 @pytest.mark.parametrize("method", sorted(gl.IMAGE_METHODS))

@@ -337,6 +337,23 @@ def test_grad_eclip_beats_the_random_floor_on_shapes_from_the_command_line(shape
     assert rows["grad_eclip"]["insertion_top1_auc"] > rows["random"]["insertion_top1_auc"]
 
 
+def test_the_random_floor_gives_an_image_the_same_map_in_any_batch(shapes_folder, tmp_path):
+    from gradeclip_lib.evaluation import evaluate_folder
+
+    clip = gl.load_clip("shapes")
+    runs = {}
+    for size in (3, 10):
+        out = evaluate_folder(clip, shapes_folder, ["random", "random:seed=5"], tmp_path / f"b{size}.jsonl",
+                              limit=10, batch_size=size, workers=0, cache=tmp_path / "c", progress=False)
+        runs[size] = {(r["image"], r["method"]): r["deletion_prob"] for r in read_records(out)}
+    assert runs[3].keys() == runs[10].keys() and len(runs[3]) == 20
+    for key, curve in runs[3].items():  # keyed by image, not by position in the batch (scores: float noise)
+        np.testing.assert_allclose(curve, runs[10][key], atol=1e-5)
+    images = sorted({image for image, _ in runs[3]})
+    differ = [np.abs(np.subtract(runs[3][i, "random"], runs[3][i, "random:seed=5"])).max() for i in images]
+    assert max(differ) > 0.01  # the seed option counts
+
+
 def test_corrupt_and_tiny_images_are_skipped_not_fatal(shapes_folder, tmp_path, capsys):
     import shutil
 

@@ -22,6 +22,13 @@ def noise_image(key: str, height: int, width: int, seed: int = 0) -> torch.Tenso
     return torch.randint(0, 255, (3, height, width), generator=gen, dtype=torch.uint8)
 
 
+def image_seed(key: str, seed: int = 0) -> int:
+    """A 31-bit seed for the maps of a method seeded per image (the random floor), a function of
+    (key, seed) only, so that an image gets the same map in any batch and any run."""
+    digest = hashlib.sha256(f"map:{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
 def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Token-grid maps [N, h, w] resized (bilinear) to the image size [N, H, W]."""
     return F.interpolate(maps[:, None].float(), size=size, mode="bilinear", align_corners=False)[:, 0]

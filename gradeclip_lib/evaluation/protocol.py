@@ -15,9 +15,11 @@ from dataclasses import dataclass
 import torch
 
 from ..explain import explain
+from ..methods import IMAGE_METHODS
+from ..methods.registry import lookup
 from ..models.clip import Clip
 from .curves import checkpoint_counts
-from .perturb import perturbed, pixel_ranks, upsample_maps
+from .perturb import image_seed, perturbed, pixel_ranks, upsample_maps
 from .preprocess import crop_batch, crop_size, keep_size_batch
 
 TARGETS = ("gt", "pred")
@@ -73,15 +75,18 @@ class Batch:
     labels: torch.Tensor  # [N]
     groups: dict[tuple[int, int], list[int]]
     keep_size: list[torch.Tensor] | None = None  # model inputs for the explanations, made once per batch
+    keys: list[str] | None = None  # the images' names: seeds of methods seeded per image
 
     @classmethod
     def build(cls, pixels: Sequence[torch.Tensor], noise: Sequence[torch.Tensor], labels: Sequence[int] | torch.Tensor,
-              device: torch.device, keep_size: list[torch.Tensor] | None = None) -> Batch:
+              device: torch.device, keep_size: list[torch.Tensor] | None = None,
+              keys: Sequence[str] | None = None) -> Batch:
         groups: dict[tuple[int, int], list[int]] = defaultdict(list)
         for i, p in enumerate(pixels):
             groups[tuple(p.shape[-2:])].append(i)
         return cls([p.to(device, non_blocking=True) for p in pixels], [n.to(device, non_blocking=True) for n in noise],
-                   torch.as_tensor(labels, device=device), dict(groups), keep_size)
+                   torch.as_tensor(labels, device=device), dict(groups), keep_size,
+                   None if keys is None else list(keys))
 
     def __len__(self) -> int:
         return len(self.pixels)
@@ -91,8 +96,9 @@ class Batch:
         if len(rows) == len(self):
             return self
         keep = None if self.keep_size is None else [self.keep_size[i] for i in rows]
+        keys = None if self.keys is None else [self.keys[i] for i in rows]
         return Batch.build([self.pixels[i] for i in rows], [self.noise[i] for i in rows], self.labels[list(rows)],
-                           self.labels.device, keep)
+                           self.labels.device, keep, keys)
 
     def stacked(self, idx: Sequence[int]) -> torch.Tensor:
         """The same-size images at positions ``idx`` as one tensor [n, 3, H, W]."""
@@ -119,7 +125,11 @@ def clean_logits(zs: ZeroShot, batch: Batch) -> torch.Tensor:
 
 
 def explain_batch(clip: Clip, batch: Batch, texts: torch.Tensor, method: str, **options) -> list[torch.Tensor]:
-    """Maps of every image at its own size [H, W] (keep-size explanation, upsampled bilinearly)."""
+    """Maps of every image at its own size [H, W] (keep-size explanation, upsampled bilinearly).
+    Methods seeded per image (the random floor) get a seed from each image's key, so an image's map
+    does not depend on the batch it falls in."""
+    if lookup(IMAGE_METHODS, method, "image").pair_seeds and batch.keys is not None:
+        options["seed"] = [image_seed(key, options.get("seed", 0)) for key in batch.keys]
     exp = explain(clip, batch.keep_size_inputs(clip), texts, method=method, **options)
     return [upsample_maps(m[None].to(clip.device), tuple(p.shape[-2:]))[0] for m, p in zip(exp.maps, batch.pixels)]
 

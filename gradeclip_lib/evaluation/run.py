@@ -190,7 +190,7 @@ def write_meta(out: Path, clip: Clip, data, specs, targets, images: int, seconds
 def _evaluate_batch(zs: ZeroShot, samples: list[Sample], names: Sequence[str], jobs, done, causal: bool) -> list[dict]:
     clip = zs.clip
     batch = Batch.build([s.pixels for s in samples], [s.noise for s in samples], [s.label for s in samples],
-                        clip.device)
+                        clip.device, keys=[s.key for s in samples])
     clean = clean_logits(zs, batch)
     pred = clean.argmax(1)
     records = []

@@ -1,6 +1,11 @@
-"""The floor every method must beat: a uniform random map on the token grid (seeded)."""
+"""The floor every method must beat: a uniform random map on the token grid.
+
+Each pair's map is a function of its own seed alone (a counter-based hash of the seed and the token's
+position), so a batch gives every pair the map it gets alone, on any device."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -8,11 +13,33 @@ from ..models.clip import Clip
 from .common import cosine, image_embeddings, token_grid
 from .registry import MethodOutput, register_image
 
+_MASK = 0xFFFFFFFF
 
-@register_image("random", cost="none for the map (1 fwd for the reported score)")
-def random_image(clip: Clip, pixels, targets, index, seed: int = 0) -> MethodOutput:
-    grid = token_grid(clip, pixels)
-    gen = torch.Generator().manual_seed(seed)
-    maps = torch.rand(len(index), *grid, generator=gen)
+
+def pcg_hash(x: torch.Tensor) -> torch.Tensor:
+    """The PCG hash of 32-bit integers held in int64 (Jarzynski and Olano, JCGT 2020): no overflow,
+    the same numbers on every device."""
+    state = (x * 747796405 + 2891336453) & _MASK
+    word = (((state >> ((state >> 28) + 4)) ^ state) * 277803737) & _MASK
+    return (word >> 22) ^ word
+
+
+def hashed_uniform(seeds: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """Uniform numbers in [0, 1) of shape [len(seeds), *shape]; row i depends on ``seeds[i]`` only."""
+    count = 1
+    for side in shape:
+        count *= int(side)
+    position = torch.arange(count, device=seeds.device)
+    key = pcg_hash(seeds.long()[:, None] & _MASK)
+    return (pcg_hash((key + position) & _MASK).float() / 2**32).reshape(len(seeds), *shape)
+
+
+@register_image("random", cost="none for the map (1 fwd for the reported score)", pair_seeds=True)
+def random_image(clip: Clip, pixels, targets, index, seed: int | Sequence[int] = 0) -> MethodOutput:
+    """Uniform maps; ``seed`` is one integer per pair (`explain` gives pair ``p`` the seed ``seed + p``)."""
+    seeds = torch.as_tensor([seed] * len(index) if isinstance(seed, int) else list(seed))
+    if len(seeds) != len(index):
+        raise ValueError(f"random: got {len(seeds)} seeds for {len(index)} pairs")
+    maps = hashed_uniform(seeds.to(pixels.device), token_grid(clip, pixels))
     score = cosine(image_embeddings(clip, pixels)[index], targets)
-    return MethodOutput(maps.to(pixels.device), score)
+    return MethodOutput(maps, score)

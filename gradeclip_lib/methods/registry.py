@@ -26,23 +26,26 @@ class MethodInfo:
     name: str
     fn: Callable[..., MethodOutput]
     cost: str
+    pair_seeds: bool = False  # ``seed`` is one integer per pair (see `explain`), not one per call
 
 
 IMAGE_METHODS: dict[str, MethodInfo] = {}
 TEXT_METHODS: dict[str, MethodInfo] = {}
 
 
-def _register(table: dict[str, MethodInfo], name: str, cost: str):
+def _register(table: dict[str, MethodInfo], name: str, cost: str, pair_seeds: bool = False):
     def wrap(fn: Callable[..., MethodOutput]) -> Callable[..., MethodOutput]:
-        table[name] = MethodInfo(name, fn, cost)
+        table[name] = MethodInfo(name, fn, cost, pair_seeds)
         return fn
 
     return wrap
 
 
-def register_image(name: str, cost: str = ""):
-    """Decorator: make ``fn`` available as ``gl.explain(..., method=name)``."""
-    return _register(IMAGE_METHODS, name, cost)
+def register_image(name: str, cost: str = "", pair_seeds: bool = False):
+    """Decorator: make ``fn`` available as ``gl.explain(..., method=name)``. With ``pair_seeds`` the
+    method receives ``seed`` as a list, one integer per pair, so that a pair's map does not depend on
+    the batch it runs in."""
+    return _register(IMAGE_METHODS, name, cost, pair_seeds)
 
 
 def register_text(name: str, cost: str = ""):
