@@ -104,12 +104,33 @@ def test_missing_model_says_how_to_train_it(tmp_path):
         gl.load_clip("shapes", pretrained=str(tmp_path))
 
 
-def test_contrastive_loss_treats_same_objects_as_positives():
-    img = torch.eye(3)
-    txt = torch.eye(3)
-    apart = contrastive_loss(img, txt, torch.tensor([0, 1, 2]), torch.tensor(10.0))
-    merged = contrastive_loss(img, txt, torch.tensor([0, 0, 2]), torch.tensor(10.0))
-    assert merged > apart  # rows 0 and 1 now also want each other's text
+def test_contrastive_loss_counts_every_true_caption_as_a_positive():
+    img, txt, scale = torch.eye(3), torch.eye(3), torch.tensor(10.0)
+    apart = contrastive_loss(img, txt, torch.tensor([1, 2, 4]), torch.tensor([1, 2, 4]), scale)
+    # image 0 now shows objects 1 and 2: caption 1 (object 2 alone) is true of it too
+    shared = contrastive_loss(img, txt, torch.tensor([3, 2, 4]), torch.tensor([1, 2, 4]), scale)
+    assert shared > apart  # image 0 wants caption 1 as well, which the identity embeddings do not give
+    # the loss is lowest when the embedding puts image 0 between its two true captions
+    between = torch.tensor([[1.0, 1.0, 0.0], [0, 1, 0], [0, 0, 1]])
+    assert contrastive_loss(between, txt, torch.tensor([3, 2, 4]), torch.tensor([1, 2, 4]), scale) < shared
+
+
+def test_partial_captions_name_a_subset_of_the_objects():
+    from gradeclip_lib.synthetic.data import object_bits, render_scenes
+
+    data = render_scenes(40, seed=3, n_objects=(3, 3), size=32, workers=1, progress=False, partial_captions=1.0)
+    scenes = make_scenes(40, seed=3, n_objects=(3, 3), size=32)
+    tok = WordTokenizer()
+    for scene, ids, image_set, caption_set in zip(scenes, data.ids, data.image_sets, data.caption_sets):
+        assert int(image_set) == object_bits(scene.objects)
+        named = [o for o in scene.objects if int(caption_set) >> (5 * list(COLOURS).index(o.colour)
+                                                                  + list(SHAPES).index(o.shape)) & 1]
+        assert 1 <= len(named) < 3  # a proper subset, and its bits are objects of the scene
+        words = [tok.words[i] for i in ids.tolist()]
+        assert {f"{o.colour} {o.shape}" for o in named} == {
+            f"{words[k]} {words[k + 1]}" for k in range(len(words) - 1) if words[k + 1] in SHAPES}
+    full = render_scenes(40, seed=3, n_objects=(3, 3), size=32, workers=1, progress=False)
+    assert torch.equal(full.images, data.images) and torch.equal(full.image_sets, full.caption_sets)
 
 
 def test_a_short_training_run_lowers_the_loss(tmp_path):
@@ -133,3 +154,24 @@ def test_localisation_table_rows():
     assert [(r["objects"], r["method"]) for r in rows] == [(1, "G"), (1, "R"), (2, "G"), (2, "R")]
     for r in rows:
         assert 0 <= r["pointing"] <= 1 and 0 <= r["energy"] <= 1 and len(r["hits"]) == 4
+
+
+@pytest.mark.parametrize("which", ["shipped", "defaults"])
+def test_train_command_reproduces_the_config_of_a_run(which):
+    import json
+    from dataclasses import asdict
+
+    from gradeclip_lib.synthetic.__main__ import build_parser, train_config
+    from gradeclip_lib.synthetic.model import SHAPES_DIR
+    from gradeclip_lib.synthetic.train import train_command
+
+    if which == "shipped":  # the history written with the model in data/shapes
+        config = json.loads((SHAPES_DIR / "history.json").read_text())["config"]
+    else:
+        config = json.loads(json.dumps(asdict(TrainConfig(steps=123, partial_captions=0.25, n_objects=(2, 3)))))
+    command = train_command(config)
+    assert command.startswith("python -m gradeclip_lib.synthetic train ")
+    parsed = asdict(train_config(build_parser().parse_args(command.split()[3:])))
+    expected = {"partial_captions": 0.0, "positives": "same", **config}  # histories older than those options
+    expected.pop("device", None)
+    assert json.loads(json.dumps(parsed)) == expected

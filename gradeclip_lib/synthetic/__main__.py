@@ -7,24 +7,44 @@ import argparse
 import json
 import sys
 
-from .model import SHAPES_DIR
+from .model import DEFAULT_PRESET, PRESETS, SHAPES_DIR
 
 
-def main(argv: list[str] | None = None) -> int:
+def object_range(text: str) -> tuple[int, int]:
+    """'1-4' -> (1, 4); '3' -> (3, 3)."""
+    lo, _, hi = text.partition("-")
+    try:
+        return int(lo), int(hi or lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or a range like 1-4, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's verbs and options; the training defaults are `TrainConfig`'s."""
+    from .train import TrainConfig
+
+    d = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m gradeclip_lib.synthetic", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
     p = verbs.add_parser("train", help="train a ShapesWorld CLIP and save it (weights, config, history)")
     p.add_argument("--out", default=str(SHAPES_DIR), help=f"folder for the model (default {SHAPES_DIR})")
-    p.add_argument("--preset", choices=["gpu", "cpu"], default="gpu",
-                   help="architecture: 'gpu' (96 px, the shipped recipe) or 'cpu' (64 px, smaller)")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--scenes", type=int, default=120_000, help="scenes rendered before training")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET,
+                   help=f"architecture (default {DEFAULT_PRESET}); see synthetic/model.py")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--scenes", type=int, default=d.scenes, help="scenes rendered before training")
+    p.add_argument("--objects", type=object_range, default=d.n_objects,
+                   help="objects per training scene, e.g. 1-4 (default %(default)s)")
+    p.add_argument("--partial-captions", type=float, default=d.partial_captions,
+                   help="share of multi-object scenes whose caption names only some objects (default %(default)s)")
+    p.add_argument("--positives", choices=["subset", "same"], default=d.positives,
+                   help="a caption is right for every image holding its objects (subset) or only for exactly "
+                        "them (same)")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--workers", type=int, default=None, help="processes rendering scenes (default: all cores)")
-    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
     e = verbs.add_parser("evaluate", help="zero-shot accuracy, binding and pointing game of a trained model")
     e.add_argument("--model-dir", default=str(SHAPES_DIR))
     e.add_argument("--n", type=int, default=300)
@@ -34,6 +54,21 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--seed", type=int, default=40_000)
     x.add_argument("--objects", type=int, default=1, help="objects per scene; the class is the first one")
     x.add_argument("--model-dir", default=str(SHAPES_DIR), help="the scenes take this model's image size")
+    return parser
+
+
+def train_config(args: argparse.Namespace):
+    """The `TrainConfig` of parsed ``train`` arguments."""
+    from .model import default_config
+    from .train import TrainConfig
+
+    return TrainConfig(steps=args.steps, batch_size=args.batch_size, scenes=args.scenes, lr=args.lr,
+                       n_objects=args.objects, partial_captions=args.partial_captions, positives=args.positives,
+                       seed=args.seed, eval_every=args.eval_every, model=default_config(args.preset))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     if args.verb == "export":
@@ -47,14 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.verb == "train":
-        from .model import default_config
-        from .train import TrainConfig, train
+        from .train import train
 
-        cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, scenes=args.scenes, lr=args.lr,
-                          seed=args.seed, eval_every=args.eval_every, model=default_config(args.preset))
+        cfg = train_config(args)
         history = train(cfg, out=args.out, device=args.device, workers=args.workers)
+        accuracy = f"zero-shot accuracy {history['zero_shot'][-1]:.3f}; " if history["zero_shot"] else ""
         print(f"rendered in {history['render_seconds']:.0f} s, trained in {history['train_seconds']:.0f} s; "
-              f"zero-shot accuracy {history['zero_shot'][-1]:.3f}; saved to {args.out}")
+              f"{accuracy}saved to {args.out}")
         return 0
     from ..models.loading import load_clip
     from .evaluate import binding_accuracy, localisation, zero_shot_accuracy

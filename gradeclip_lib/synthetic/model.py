@@ -20,18 +20,26 @@ SHAPES_DIR = DATA_DIR / "shapes"
 MEAN = STD = (0.5, 0.5, 0.5)
 
 
-# Architectures as data. "gpu": the recipe for a lent GPU (minutes); "cpu": small enough to train on two
-# CPU cores within about an hour, at 64 px (the smallest size at which the five shapes stay distinct).
+# Architectures as data (widths, depths, image side). All use 8-px patches. "small" and "base" keep the
+# book fast on a CPU (64 px is the smallest side at which the five shapes stay distinct); "base-80" and
+# "large" (the widths of the first GPU probe) trade CPU time in the book for finer maps.
 PRESETS = {
-    "gpu": {"image_size": IMAGE_SIZE, "vision_width": 192, "vision_layers": 4, "head_width": 64,
-            "text_width": 128, "text_layers": 3, "embed_dim": 128},
-    "cpu": {"image_size": 64, "vision_width": 128, "vision_layers": 4, "head_width": 32,
-            "text_width": 96, "text_layers": 2, "embed_dim": 96},
+    "small": {"image_size": 64, "vision_width": 128, "vision_layers": 4, "head_width": 32,
+              "text_width": 96, "text_layers": 2, "embed_dim": 96},
+    "base": {"image_size": 64, "vision_width": 192, "vision_layers": 4, "head_width": 64,
+             "text_width": 128, "text_layers": 3, "embed_dim": 128},
+    "base-80": {"image_size": 80, "vision_width": 192, "vision_layers": 4, "head_width": 64,
+                "text_width": 128, "text_layers": 3, "embed_dim": 128},
+    "large": {"image_size": IMAGE_SIZE, "vision_width": 256, "vision_layers": 6, "head_width": 64,
+              "text_width": 256, "text_layers": 3, "embed_dim": 256},
 }
+DEFAULT_PRESET = "base"
 
 
-def default_config(preset: str = "gpu") -> dict:
+def default_config(preset: str = DEFAULT_PRESET) -> dict:
     """The architecture of a preset as an open_clip-style config dict (saved next to the weights)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     p = PRESETS[preset]
     vocab = len(WordTokenizer())
     return {
