@@ -21,14 +21,14 @@ book: $(VENV)/.installed
 	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
 
 test: $(VENV)/.installed
-	$(PY) -m ruff check gradeclip_lib tests
+	$(PY) -m ruff check gradeclip_lib tests tools book
 	MPLBACKEND=agg $(PY) -m pytest --nbval-lax tests book
 	mkdir -p _build
 	sed 's/^\(\s*execute_notebooks:\).*/\1 "off"/' _config.yml > _build/_config_noexec.yml
 	$(JB) build . --config _build/_config_noexec.yml --path-output _build/check -W -n --keep-going --all
 
 lint: $(VENV)/.installed
-	$(PY) -m ruff check gradeclip_lib tests
+	$(PY) -m ruff check gradeclip_lib tests tools book
 
 bench: $(VENV)/.installed
 	$(PY) -m gradeclip_lib bench
