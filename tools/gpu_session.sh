@@ -29,10 +29,10 @@ nproc | sed 's/^/cpus /' | tee -a "$OUT/gpu.txt"
 
 # name, then the training flags (the documented command is `python -m gradeclip_lib.synthetic train FLAGS`)
 RECIPES=(
-  "small-full|--preset small --partial-captions 0"
-  "small-partial|--preset small --partial-captions 0.5"
-  "base-partial|--preset base --partial-captions 0.5"
-  "base80-partial|--preset base-80 --partial-captions 0.5"
+  "first-small|--preset small --objects 1-3 --partial-captions 0 --positives same"
+  "first-base|--preset base --objects 1-3 --partial-captions 0 --positives same"
+  "subset-small|--preset small --objects 1-4 --partial-captions 0.5 --positives subset"
+  "subset-base|--preset base --objects 1-4 --partial-captions 0.5 --positives subset"
 )
 COMMON=${COMMON:-"--seed 0 --steps 6000 --batch-size 512 --scenes 120000 --eval-every 500"}
 DEVICE=${DEVICE:-cuda}  # cpu for a dry run of this script
