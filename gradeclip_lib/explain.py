@@ -14,7 +14,7 @@ from .explanation import Explanation, TextExplanation, _stack_if_same
 from .images import ImageInput, prepare
 from .methods import IMAGE_METHODS, TEXT_METHODS
 from .methods.grad_eclip import ImageTerms, image_terms
-from .methods.registry import lookup
+from .methods.registry import lookup, pair_seeds
 from .models.clip import Clip
 
 TextInput = str | Sequence[str] | torch.Tensor
@@ -76,8 +76,7 @@ def explain(
     groups: dict[tuple, list[int]] = defaultdict(list)  # image shape -> pair ids
     for pair, img in enumerate(image_of.tolist()):
         groups[tuple(pixels[img].shape)].append(pair)
-    seed = options.pop("seed", 0) if info.pair_seeds else None
-    pair_seeds = None if seed is None else _pair_seeds(seed, len(image_of))
+    seeds = pair_seeds(options.get("seed", 0), len(image_of)) if info.pair_seeds else None
     maps: list[torch.Tensor | None] = [None] * len(image_of)
     scores = torch.zeros(len(image_of))
     step = batch_size or len(image_of)
@@ -88,15 +87,13 @@ def explain(
             local = {img: i for i, img in enumerate(imgs)}
             batch = torch.stack([pixels[i] for i in imgs]).to(clip.device, clip.dtype)
             index = torch.tensor([local[int(image_of[p])] for p in chunk], device=clip.device)
-            extra = {} if pair_seeds is None else {"seed": [pair_seeds[p] for p in chunk]}
+            call = options if seeds is None else {**options, "seed": [seeds[p] for p in chunk]}
             with torch.enable_grad():
-                out = info.fn(clip, batch, targets[text_of[chunk]], index, **options, **extra)
+                out = info.fn(clip, batch, targets[text_of[chunk]], index, **call)
             chunk_maps = out.maps.float().cpu()  # one device-to-host copy per chunk
             scores[chunk] = out.scores.float().cpu()
             for j, p in enumerate(chunk):
                 maps[p] = chunk_maps[j]
-    if seed is not None:
-        options["seed"] = seed
     return Explanation(
         maps=_stack_if_same(maps),
         scores=scores,
@@ -104,16 +101,6 @@ def explain(
         method=method,
         options=dict(options, preprocess=preprocess),
     )
-
-
-def _pair_seeds(seed: int | Sequence[int] | torch.Tensor, n_pairs: int) -> list[int]:
-    """One seed per pair: ``seed + p`` for an integer, else the given ones (as many as pairs)."""
-    if isinstance(seed, int):
-        return [seed + p for p in range(n_pairs)]
-    seeds = [int(s) for s in seed]
-    if len(seeds) != n_pairs:
-        raise ValueError(f"got {len(seeds)} seeds for {n_pairs} (image, text) pairs: give one per pair, or one int")
-    return seeds
 
 
 def grad_eclip_terms(

@@ -11,7 +11,7 @@ import torch
 
 from ..models.clip import Clip
 from .common import cosine, image_embeddings, token_grid
-from .registry import MethodOutput, register_image
+from .registry import MethodOutput, pair_seeds, register_image
 
 _MASK = 0xFFFFFFFF
 
@@ -36,10 +36,8 @@ def hashed_uniform(seeds: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 
 @register_image("random", cost="none for the map (1 fwd for the reported score)", pair_seeds=True)
 def random_image(clip: Clip, pixels, targets, index, seed: int | Sequence[int] = 0) -> MethodOutput:
-    """Uniform maps; ``seed`` is one integer per pair (`explain` gives pair ``p`` the seed ``seed + p``)."""
-    seeds = torch.as_tensor([seed] * len(index) if isinstance(seed, int) else list(seed))
-    if len(seeds) != len(index):
-        raise ValueError(f"random: got {len(seeds)} seeds for {len(index)} pairs")
-    maps = hashed_uniform(seeds.to(pixels.device), token_grid(clip, pixels))
+    """Uniform maps; ``seed`` is one integer per pair, or ``s`` for the seeds ``s + p`` (see `pair_seeds`)."""
+    seeds = torch.tensor(pair_seeds(seed, len(index)), device=pixels.device)
+    maps = hashed_uniform(seeds, token_grid(clip, pixels))
     score = cosine(image_embeddings(clip, pixels)[index], targets)
     return MethodOutput(maps, score)

@@ -9,7 +9,7 @@ An image method is ``f(clip, pixels, targets, index, **options) -> MethodOutput`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +51,17 @@ def register_image(name: str, cost: str = "", pair_seeds: bool = False):
 def register_text(name: str, cost: str = ""):
     """Decorator: make ``fn`` available as ``gl.explain_text(..., method=name)``."""
     return _register(TEXT_METHODS, name, cost)
+
+
+def pair_seeds(seed: int | Sequence[int] | torch.Tensor, n_pairs: int) -> list[int]:
+    """One seed per pair for methods registered with ``pair_seeds``: ``seed + p`` for an integer, else
+    the given ones (as many as pairs)."""
+    if isinstance(seed, int):
+        return [seed + p for p in range(n_pairs)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != n_pairs:
+        raise ValueError(f"got {len(seeds)} seeds for {n_pairs} (image, text) pairs: give one per pair, or one int")
+    return seeds
 
 
 def lookup(table: dict[str, MethodInfo], name: str, kind: str) -> MethodInfo:

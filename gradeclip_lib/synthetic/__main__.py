@@ -21,7 +21,7 @@ def object_range(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line's verbs and options; the training defaults are `TrainConfig`'s."""
-    from .train import TrainConfig
+    from .train import POSITIVES, TrainConfig
 
     d = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m gradeclip_lib.synthetic", description=__doc__)
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="objects per training scene, e.g. 1-4 (default %(default)s)")
     p.add_argument("--partial-captions", type=float, default=d.partial_captions,
                    help="share of multi-object scenes whose caption names only some objects (default %(default)s)")
-    p.add_argument("--positives", choices=["subset", "same"], default=d.positives,
+    p.add_argument("--positives", choices=POSITIVES, default=d.positives,
                    help="a caption is right for every image holding its objects (subset) or only for exactly "
                         "them (same)")
     p.add_argument("--lr", type=float, default=d.lr)

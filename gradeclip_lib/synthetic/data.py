@@ -40,11 +40,12 @@ def _render(args: tuple[int, int, int, tuple[int, int], int, float]) -> tuple[np
     captions, image_sets, caption_sets = [], [], []
     for i, s in enumerate(scenes):
         named, caption = s.objects, s.caption
-        rng = np.random.default_rng([seed, start + i, 1])  # the caption's own stream: scenes stay as they are
-        if partial and len(s.objects) > 1 and rng.random() < partial:
-            keep = rng.choice(len(s.objects), int(rng.integers(1, len(s.objects))), replace=False)
-            named = [s.objects[k] for k in sorted(keep)]
-            caption = caption_for(list(named), rng)
+        if partial and len(s.objects) > 1:
+            rng = np.random.default_rng([seed, start + i, 1])  # the caption's own stream: scenes stay as they are
+            if rng.random() < partial:
+                keep = rng.choice(len(s.objects), int(rng.integers(1, len(s.objects))), replace=False)
+                named = [s.objects[k] for k in sorted(keep)]
+                caption = caption_for(named, rng)
         captions.append(caption)
         image_sets.append(object_bits(s.objects))
         caption_sets.append(object_bits(named))

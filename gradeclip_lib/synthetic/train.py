@@ -19,7 +19,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import SceneTensors, render_scenes
-from .model import MEAN, STD, build_model, default_config, save, wrap
+from .model import MEAN, PRESETS, STD, build_model, default_config, save, wrap
+
+POSITIVES = ("subset", "same")  # which captions count as right for an image: see `contrastive_loss`
 
 
 @dataclass
@@ -41,8 +43,7 @@ class TrainConfig:
     model: dict = field(default_factory=default_config)
 
     def __post_init__(self) -> None:
-        if self.positives not in ("subset", "same"):
-            raise ValueError(f"positives must be 'subset' or 'same', got {self.positives!r}")
+        _check_positives(self.positives)
         if not 0 <= self.partial_captions <= 1:
             raise ValueError(f"partial_captions is a share between 0 and 1, got {self.partial_captions}")
 
@@ -50,8 +51,6 @@ class TrainConfig:
 def train_command(config: dict) -> str:
     """The command line that trains the model of a saved history's ``config`` again (older histories,
     written before partial captions, trained with full captions and exact-set positives)."""
-    from .model import PRESETS, default_config
-
     preset = next((name for name in PRESETS if default_config(name) == config["model"]), None)
     if preset is None:
         raise ValueError("this model's architecture is no preset; train it from Python with TrainConfig(model=...)")
@@ -63,18 +62,22 @@ def train_command(config: dict) -> str:
     return "python -m gradeclip_lib.synthetic train " + " ".join(f"--{k} {v}" for k, v in flags.items())
 
 
+def _check_positives(positives: str) -> None:
+    if positives not in POSITIVES:
+        raise ValueError(f"positives must be one of {POSITIVES}, got {positives!r}")
+
+
 def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, image_sets: torch.Tensor, caption_sets: torch.Tensor,
                      scale: torch.Tensor, positives: str = "subset") -> torch.Tensor:
     """Symmetric cross-entropy with soft targets: caption j is a positive for image i whenever the objects
     it names (bit mask ``caption_sets[j]``) are all in the image (``image_sets[i]``); with
     ``positives="same"`` only when they are exactly the image's objects (the first recipe)."""
     logits = scale * F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T
+    _check_positives(positives)
     if positives == "subset":
         true = ((caption_sets[None, :] & ~image_sets[:, None]) == 0).float()  # [image, caption]
-    elif positives == "same":
-        true = (caption_sets[None, :] == image_sets[:, None]).float()
     else:
-        raise ValueError(f"positives must be 'subset' or 'same', got {positives!r}")
+        true = (caption_sets[None, :] == image_sets[:, None]).float()
     to_text = F.cross_entropy(logits, true / true.sum(1, keepdim=True))
     to_image = F.cross_entropy(logits.T, true.T / true.T.sum(1, keepdim=True))
     return (to_text + to_image) / 2
