@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -15,6 +14,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .explain import explain
+from .hardware import device_name
 from .models import load_clip
 from .models.loading import as_dtype
 
@@ -31,19 +31,6 @@ class BenchResult:
     @property
     def per_second(self) -> float:
         return self.maps / self.seconds
-
-
-def device_name(device: str) -> str:
-    """The GPU's name, or the CPU's model and the threads torch uses."""
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(torch.device(device))
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {torch.get_num_threads()} threads"
 
 
 def _timed(fn: Callable[[], None], device: str, repeats: int) -> float:
@@ -146,10 +133,11 @@ def report(results: list[BenchResult]) -> str:
 
 def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 256,
         out: str | None = None, methods: list[str] | None = None, evaluation: bool = False,
-        eval_images: int | None = None) -> list[BenchResult]:
+        eval_images: int | None = None, training: bool = False) -> list[BenchResult]:
     """The standard benchmark: CPU fp32 always, CUDA bf16 at batch 256 when a GPU is present; with
     ``methods`` (names, or ["all"]) also the maps/s of each explanation method; with ``evaluation`` the
-    deletion + insertion throughput against the per-image loop (8 images on CPU, 512 on a GPU)."""
+    deletion + insertion throughput against the per-image loop (8 images on CPU, 512 on a GPU); with
+    ``training`` the seconds per ShapesWorld training step of each preset and precision."""
     from .methods import IMAGE_METHODS
 
     devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
@@ -173,6 +161,12 @@ def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 2
             evaluated += bench_evaluation(device=device, dtype="bf16" if gpu else "fp32", n_images=n,
                                           loop_images=min(n, 32), batch_size=64 if gpu else 8,
                                           workers=8 if gpu else 0)
+    trained: list[dict] = []
+    if training:
+        from .synthetic.speed import bench_training
+
+        for device in devices:
+            trained += bench_training(device=device, batch=256 if device == "cpu" else 512)
     for device in devices:
         print(f"# {device}: {device_name(device)}; torch {torch.__version__}")
     print(report(results))
@@ -180,9 +174,13 @@ def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 2
         from .evaluation.speed import report_evaluation
 
         print(report_evaluation(evaluated))
+    if trained:
+        from .synthetic.speed import report_training
+
+        print(report_training(trained))
     if out:
         rows = [dict(asdict(r), per_second=r.per_second, device_name=device_name(r.device)) for r in results]
-        rows += [dict(r, device_name=device_name(r["device"])) for r in evaluated]
+        rows += [dict(r, device_name=device_name(r["device"])) for r in evaluated + trained]
         with open(out, "w") as fh:
             json.dump(rows, fh, indent=1)
     return results

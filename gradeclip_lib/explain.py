@@ -104,16 +104,21 @@ def explain(
 
 
 def grad_eclip_terms(
-    clip: Clip, image: ImageInput, text: str | torch.Tensor, preprocess: str = "keep", **options
+    clip: Clip, image: ImageInput | Sequence[ImageInput], text: TextInput, preprocess: str = "keep", **options
 ) -> ImageTerms:
-    """Grad-ECLIP's factors for one image and one text (channel weights, values, spatial weight),
-    to look at each term of the formula separately. Options as for ``explain``."""
+    """Grad-ECLIP's factors (channel weights, values, spatial weight), to look at each term of the
+    formula separately: for one image and one text, or for pairs as in `explain` (one text per image,
+    or one side shared) whose images have the same size, in one batch. Options as for ``explain``."""
+    items = _as_list(image)
+    targets = text_targets(clip, text)
+    image_of, text_of = pair_indices(len(items), len(targets))
     crop = clip.crop_transform if preprocess == "crop" else None
-    pixels, _ = prepare([image], clip.patch_size, clip.mean, clip.std, crop=crop)
-    target = text_targets(clip, text)[:1]
-    index = torch.zeros(1, dtype=torch.long, device=clip.device)
+    pixels, _ = prepare(items, clip.patch_size, clip.mean, clip.std, crop=crop)
+    if len({tuple(p.shape) for p in pixels}) > 1:
+        raise ValueError("grad_eclip_terms needs images of one size (one batch); call it once per size")
+    batch = torch.stack(pixels).to(clip.device, clip.dtype)
     with torch.enable_grad():
-        return image_terms(clip, pixels[0][None].to(clip.device, clip.dtype), target, index, **options)
+        return image_terms(clip, batch, targets[text_of], image_of.to(clip.device), **options)
 
 
 def image_target(clip: Clip, image: ImageInput | torch.Tensor) -> torch.Tensor:

@@ -32,18 +32,29 @@ def _fit(emap: torch.Tensor | np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return m.clamp(0, 1).numpy()
 
 
-def overlay(image: ImageInput, emap, alpha: float = 0.5, cmap: str = CMAP) -> np.ndarray:
-    """The image blended with a coloured heat map of ``emap`` (any grid size): uint8 [H, W, 3]."""
+def overlay(image: ImageInput, emap, alpha: float = 0.5, cmap: str = CMAP, fade: bool = False) -> np.ndarray:
+    """The image blended with a coloured heat map of ``emap`` (any grid size): uint8 [H, W, 3].
+
+    ``fade``: the heat map's opacity follows its value (``alpha`` at the maximum, none at the minimum),
+    so the scene stays visible wherever the map is low; for small images with small objects.
+    """
     img = _to_numpy(image)
-    heat = colormaps[cmap](_fit(emap, img.shape[:2]))[..., :3] * 255
-    return np.clip(img * (1 - alpha) + heat * alpha, 0, 255).astype(np.uint8)
+    m = _fit(emap, img.shape[:2])
+    heat = colormaps[cmap](m)[..., :3] * 255
+    a = alpha * m[..., None] if fade else alpha
+    return np.clip(img * (1 - a) + heat * a, 0, 255).astype(np.uint8)
 
 
-def show_map(image: ImageInput, emap, title: str | None = None, ax=None, alpha: float = 0.5):
-    """Draw one heat map over its image on ``ax`` (a new figure if None); returns the axes."""
+def show_map(image: ImageInput, emap, title: str | None = None, ax=None, alpha: float = 0.5,
+             outline: np.ndarray | None = None, fade: bool = False):
+    """Draw one heat map over its image on ``ax`` (a new figure if None), with the boolean mask
+    ``outline`` (the object a prompt names) drawn as a white-on-black contour; returns the axes."""
     if ax is None:
         _, ax = plt.subplots(figsize=(4, 4))
-    ax.imshow(overlay(image, emap, alpha))
+    ax.imshow(overlay(image, emap, alpha, fade=fade))
+    if outline is not None:
+        for colour, width in (("black", 2.6), ("white", 1.2)):  # readable on any colour
+            ax.contour(np.asarray(outline, dtype=float), levels=[0.5], colors=colour, linewidths=width)
     ax.set_axis_off()
     if title:
         ax.set_title(textwrap.fill(title, 28), fontsize=11)
@@ -72,13 +83,16 @@ def show_panels(
 
 
 def show_grid(images: Sequence[ImageInput], maps: Sequence, titles: Sequence[str] | None = None,
-              cols: int = 4, size: float = 2.6):
-    """Several (image, map) overlays in a grid; returns the figure."""
+              cols: int = 4, size: float = 2.6, outlines: Sequence[np.ndarray | None] | None = None,
+              fade: bool = False, alpha: float = 0.5):
+    """Several (image, map) overlays in a grid, each with an optional mask outlined (see `show_map`);
+    returns the figure."""
     rows = (len(images) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i < len(images):
-            show_map(images[i], maps[i], titles[i] if titles else None, ax=ax)
+            show_map(images[i], maps[i], titles[i] if titles else None, ax=ax, alpha=alpha,
+                     outline=outlines[i] if outlines else None, fade=fade)
         else:
             ax.set_axis_off()
     fig.tight_layout()
@@ -253,20 +267,53 @@ def show_scenes(scenes, cols: int = 4, size: float = 2.4, masks: bool = False):
     return fig
 
 
+HISTORY_CURVES = {"zero_shot": ("zero-shot accuracy", "o"), "binding": ("binding", "s"),
+                  "pointing": ("pointing game, Grad-ECLIP (4 objects)", "^"),
+                  "pointing_attention": ("pointing game, raw attention (4 objects)", "v")}
+
+
 def plot_history(history: Mapping):
-    """Training curves of a ShapesWorld run: the contrastive loss and the zero-shot accuracy."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    """Training curves of a ShapesWorld run: the contrastive loss, and what was measured at each
+    evaluation (zero-shot accuracy; binding and pointing game in runs that recorded them)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
     left.plot(history["step"], history["loss"])
     left.set_xlabel("step")
     left.set_ylabel("contrastive loss")
     left.grid(alpha=0.3)
-    right.plot(history["eval_step"], history["zero_shot"], marker="o")
+    for key, (label, marker) in HISTORY_CURVES.items():
+        if history.get(key):
+            right.plot(history["eval_step"], history[key], marker=marker, markersize=4, label=label)
+    if len(right.lines) > 1:
+        right.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
     right.set_xlabel("step")
-    right.set_ylabel("zero-shot accuracy (300 scenes)")
+    right.set_ylabel("on fresh scenes")
     right.set_ylim(0, 1)
     right.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def plot_rates(rows: Sequence[Mapping], x: str = "objects", y: str = "rate", group: str = "method",
+               xlabel: str = "objects in the scene", ylabel: str = "pointing game", ax=None):
+    """Rates with their intervals (``low``, ``high`` keys) against ``x``, one line per ``group``, slightly
+    offset so that the error bars do not hide each other; returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 3.6))
+    groups = list(dict.fromkeys(r[group] for r in rows))
+    width = 0.08
+    for k, name in enumerate(groups):
+        mine = [r for r in rows if r[group] == name]
+        xs = np.array([r[x] for r in mine], dtype=float) + (k - (len(groups) - 1) / 2) * width
+        ys = np.array([r[y] for r in mine])
+        err = np.array([[r[y] - r["low"] for r in mine], [r["high"] - r[y] for r in mine]])
+        ax.errorbar(xs, ys, yerr=err, marker="o", markersize=4, capsize=3, label=name)
+    ax.set_xticks(sorted({r[x] for r in rows}))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    return ax
 
 
 def table_html(rows: Sequence[Sequence], columns: Sequence[str], digits: int = 3) -> str:

@@ -203,3 +203,13 @@ def test_terms_recombine_into_the_map(tiny, images):
     torch.testing.assert_close(F.relu(terms.gradient_times_value()), flat.maps, rtol=1e-4, atol=1e-6)
     lam = terms.spatial_weight()
     assert lam.shape == exp.maps.shape and float(lam.min()) >= 0 and float(lam.max()) <= 1
+
+
+def test_terms_of_several_pairs_in_one_batch(tiny, images):
+    pairs = gl.grad_eclip_terms(tiny, images[:2], TEXTS[:2])  # the two 40 x 56 images
+    torch.testing.assert_close(pairs.emap(), gl.explain(tiny, images[:2], TEXTS[:2]).maps, rtol=1e-4, atol=1e-6)
+    shared = gl.grad_eclip_terms(tiny, images[0], TEXTS[:2])  # one image, two texts
+    assert shared.emap().shape[0] == 2 and torch.equal(shared.v[0], shared.v[1])
+    torch.testing.assert_close(shared.emap()[1], gl.explain(tiny, images[0], TEXTS[1]).maps[0], rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="one size"):
+        gl.grad_eclip_terms(tiny, images, TEXTS[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -46,3 +47,92 @@ def test_energy_pointing_game():
 def test_shapes_must_agree():
     with pytest.raises(ValueError, match="upsample"):
         pointing_game([torch.ones(4, 4)], [square_mask()])
+
+
+def test_wilson_interval_against_published_values():
+    from gradeclip_lib.metrics import wilson_interval
+
+    # Brown, Cai & DasGupta (2001) / Newcombe (1998) example: 81 of 263, 95 %: 0.2553 to 0.3662
+    lo, hi = wilson_interval(81, 263)
+    assert lo == pytest.approx(0.2553, abs=5e-4) and hi == pytest.approx(0.3662, abs=5e-4)
+    # no successes: the lower bound is 0, the upper bound z^2 / (n + z^2)
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0 and hi == pytest.approx(1.96**2 / (10 + 1.96**2), abs=1e-3)
+    assert wilson_interval(10, 10)[1] == 1.0 and wilson_interval(10, 10)[0] < 1
+    # a wider interval at higher confidence and at smaller n
+    assert wilson_interval(5, 10, 0.99)[0] < wilson_interval(5, 10)[0]
+    assert wilson_interval(50, 100)[1] - wilson_interval(50, 100)[0] < wilson_interval(5, 10)[1] - wilson_interval(
+        5, 10)[0]
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+def test_wilson_interval_covers_the_true_rate_about_95_percent_of_the_time():
+    from gradeclip_lib.metrics import wilson_interval
+
+    gen = torch.Generator().manual_seed(0)
+    p, n, trials = 0.3, 200, 2000
+    draws = (torch.rand(trials, n, generator=gen) < p).sum(1)
+    covered = sum(lo <= p <= hi for lo, hi in (wilson_interval(int(k), n) for k in draws))
+    assert 0.93 < covered / trials < 0.97
+
+
+def test_rate_with_interval():
+    from gradeclip_lib.metrics import rate_with_interval
+
+    rate, lo, hi = rate_with_interval(torch.tensor([True, False, True, True]))
+    assert rate == 0.75 and lo < 0.75 < hi
+
+
+def _scene_with_two_squares():
+    from gradeclip_lib.synthetic.scenes import Scene, SceneObject
+
+    a, b = np.zeros((40, 40), bool), np.zeros((40, 40), bool)
+    a[5:10, 5:10] = True
+    b[25:30, 25:30] = True
+    return Scene(image=None, caption="a red square and a blue circle",
+                 objects=[SceneObject("red", "square", a), SceneObject("blue", "circle", b)])
+
+
+@pytest.mark.parametrize("peak, place", [((7, 7), "target"), ((11, 7), "target"), ((27, 27), "another object"),
+                                         ((7, 16), "near the target"), ((38, 2), "background")])
+def test_peak_places(peak, place):
+    from gradeclip_lib.synthetic.misses import peak_places
+
+    emap = torch.zeros(40, 40)
+    emap[peak] = 1.0
+    assert peak_places([emap], [_scene_with_two_squares()], tolerance=2.0, near=8.0) == [place]
+
+
+def test_hit_rate_by_groups_with_intervals():
+    from gradeclip_lib.synthetic.misses import hit_rate_by
+
+    scenes = [_scene_with_two_squares()] * 6  # the same objects: the key decides the group
+    keys = iter(["red", "red", "red", "blue", "blue", "blue"])
+    rows = hit_rate_by(scenes, torch.tensor([1, 1, 0, 0, 0, 1]).bool(), key=lambda s: next(keys))
+    assert [r["value"] for r in rows] == ["blue", "red"]  # lowest rate first
+    assert rows[0]["rate"] == pytest.approx(1 / 3) and rows[1]["rate"] == pytest.approx(2 / 3)
+    assert all(r["n"] == 3 and r["low"] < r["rate"] < r["high"] for r in rows)
+
+
+def test_object_means_weight_patches_by_coverage():
+    from gradeclip_lib.synthetic.misses import object_means
+
+    scene = _scene_with_two_squares()  # 40 px on a 4 x 4 grid: 10-px patches
+    grid = torch.zeros(1, 4, 4)
+    grid[0, 0, 0] = 1.0  # object a (rows 5-9, cols 5-9) lies wholly in patch (0, 0)
+    grid[0, 2, 2] = 3.0  # object b (rows 25-29, cols 25-29) lies wholly in patch (2, 2)
+    assert object_means(grid, [scene]) == [[pytest.approx(1.0), pytest.approx(3.0)]]
+    half = _scene_with_two_squares()
+    half.objects[0].mask[:] = False
+    half.objects[0].mask[0:10, 5:15] = True  # half in patch (0, 0), half in patch (0, 1)
+    grid[0, 0, 1] = 5.0
+    assert object_means(grid, [half])[0][0] == pytest.approx(3.0)  # (1 + 5) / 2
+
+
+def test_mean_by_groups():
+    from gradeclip_lib.synthetic.misses import mean_by
+
+    scenes = [_scene_with_two_squares()] * 4
+    keys = iter("aabb")
+    assert mean_by(scenes, [1.0, 3.0, 5.0, 9.0], key=lambda s: next(keys)) == {"a": 2.0, "b": 7.0}

@@ -29,6 +29,28 @@ def test_overlay_puts_the_hot_spot_where_the_map_peaks(images):
     assert red[-1, -1] > 100 and red[0, 0] < 0  # jet: red where hot, blue where cold
 
 
+def test_faded_overlay_leaves_the_image_where_the_map_is_low(images):
+    emap = torch.zeros(4, 6)
+    emap[3, 5] = 1.0
+    plain = np.asarray(images[0])
+    faded = plotting.overlay(images[0], emap, alpha=0.8, fade=True)
+    assert np.array_equal(faded[:8, :8], plain[:8, :8])  # cold corner: the image itself
+    full = plotting.overlay(images[0], emap, alpha=0.8)
+    assert np.abs(full[:8, :8].astype(int) - plain[:8, :8]).mean() > 20  # without fade, tinted blue
+    assert np.array_equal(faded[-1, -1], full[-1, -1])  # at the peak both use the full alpha
+
+
+def test_outline_draws_the_mask_contour(images):
+    mask = np.zeros((40, 56), dtype=bool)
+    mask[10:20, 10:30] = True
+    ax = plotting.show_map(images[0], torch.rand(4, 6), outline=mask)
+    assert len(ax.collections) == 2  # a black and a white contour
+    paths = ax.collections[1].get_paths()
+    vertices = np.concatenate([p.vertices for p in paths])
+    assert vertices[:, 0].min() >= 8 and vertices[:, 0].max() <= 31  # x around columns 10..29
+    assert vertices[:, 1].min() >= 8 and vertices[:, 1].max() <= 21
+
+
 def test_words_html_orders_colour_by_weight(tiny, images):
     words = gl.explain_text(tiny, images[0], "a big blue star")
     html = plotting.words_html(words)
@@ -99,3 +121,27 @@ def test_show_scenes_outlines_masks():
 
     fig = plotting.show_scenes(make_scenes(3, seed=0, n_objects=2), cols=2, masks=True)
     assert len(fig.axes) == 4 and len(fig.axes[0].collections) == 2  # one contour per object
+
+
+@pytest.mark.parametrize("with_binding", [True, False])
+def test_plot_history_draws_binding_when_recorded(with_binding):
+    history = {"step": [25, 50], "loss": [3.0, 2.0], "eval_step": [50], "zero_shot": [0.5]}
+    if with_binding:
+        history["binding"] = [0.7]
+    fig = plotting.plot_history(history)
+    right = fig.axes[1]
+    assert len(right.lines) == (2 if with_binding else 1)
+    assert (right.get_legend() is not None) == with_binding
+    assert list(right.lines[-1].get_ydata()) == ([0.7] if with_binding else [0.5])
+
+
+def test_plot_rates_draws_each_group_with_its_interval():
+    rows = [{"objects": k, "method": m, "rate": r, "low": r - 0.1, "high": r + 0.05}
+            for m, base in (("a", 0.9), ("b", 0.3)) for k, r in ((1, base), (4, base - 0.2))]
+    ax = plotting.plot_rates(rows)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a", "b"]
+    a_line = ax.lines[0]
+    assert list(a_line.get_ydata()) == pytest.approx([0.9, 0.7])
+    assert a_line.get_xdata()[0] != ax.lines[-1].get_xdata()[0]  # offset so the bars do not overlap
+    segments = ax.collections[0].get_segments()  # the error bars of group a: from low to high
+    assert [tuple(np.round(s[:, 1], 3)) for s in segments] == [(0.8, 0.95), (0.6, 0.75)]

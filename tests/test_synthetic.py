@@ -172,6 +172,6 @@ def test_train_command_reproduces_the_config_of_a_run(which):
     command = train_command(config)
     assert command.startswith("python -m gradeclip_lib.synthetic train ")
     parsed = asdict(train_config(build_parser().parse_args(command.split()[3:])))
-    expected = {"partial_captions": 0.0, "positives": "same", **config}  # histories older than those options
+    expected = {"partial_captions": 0.0, "positives": "same", "precision": "fp32", **config}  # older histories
     expected.pop("device", None)
     assert json.loads(json.dumps(parsed)) == expected

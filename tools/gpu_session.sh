@@ -4,8 +4,9 @@
 #   1. four ShapesWorld recipes trained side by side (they share the GPU, so their times are upper
 #      bounds), while every explanation method is checked on CUDA in fp32 and bf16 (tools/device_check.py);
 #   2. each recipe measured on fresh scenes (zero-shot, binding, pointing game on 4-object scenes);
-#   3. the first recipe, in the order below, that meets issue 3's bar (else the best pointer) trained
-#      again from scratch alone with the same command and seed: its time and reproduced accuracy;
+#   3. the first recipe, in the order below, that meets the shipped model's bar (zero-shot and binding
+#      >= 0.95, Grad-ECLIP pointing >= 2x raw attention; else the best pointer) trained again from
+#      scratch alone with the same command and seed: its time and reproduced accuracy;
 #   4. the benchmark (every method, and deletion + insertion against the per-image loop) in what is left.
 #
 # Prepare on the development machine, in the repository root (the device image has torch, torchvision,
@@ -27,14 +28,15 @@ python3 -c "import torch, open_clip; print('torch', torch.__version__, 'open_cli
     | tee -a "$OUT/gpu.txt"
 nproc | sed 's/^/cpus /' | tee -a "$OUT/gpu.txt"
 
-# name, then the training flags (the documented command is `python -m gradeclip_lib.synthetic train FLAGS`)
+# name, then the training flags (the documented command is `python -m gradeclip_lib.synthetic train FLAGS`).
+# The shipped model is the CPU default (`small`, 3000 steps of 256); a GPU trains the larger presets.
 RECIPES=(
-  "first-small|--preset small --objects 1-3 --partial-captions 0 --positives same"
-  "first-base|--preset base --objects 1-3 --partial-captions 0 --positives same"
-  "subset-small|--preset small --objects 1-4 --partial-captions 0.5 --positives subset"
-  "subset-base|--preset base --objects 1-4 --partial-captions 0.5 --positives subset"
+  "large|--preset large --steps 6000 --batch-size 512"
+  "base-80|--preset base-80 --steps 6000 --batch-size 512"
+  "large-subset|--preset large --steps 6000 --batch-size 512 --objects 1-4 --partial-captions 0.5 --positives subset"
+  "cpu-default|--preset small"
 )
-COMMON=${COMMON:-"--seed 0 --steps 6000 --batch-size 512 --scenes 120000 --eval-every 500"}
+COMMON=${COMMON:-"--seed 0 --scenes 120000 --eval-every 500"}
 DEVICE=${DEVICE:-cuda}  # cpu for a dry run of this script
 
 train_and_measure() {  # name flags workers limit
@@ -75,7 +77,7 @@ for recipe in recipes:
         continue
 def meets(r):
     g, a = r["pointing_4obj_grad_eclip"], r["pointing_4obj_self_attention"]
-    return r["zero_shot"] >= 0.95 and g >= 0.70 and g >= 2 * a
+    return r["zero_shot"] >= 0.95 and r["binding"] >= 0.95 and g >= 2 * a
 ok = [n for n in scores if meets(scores[n])]
 best = ok[0] if ok else max(scores, key=lambda n: (scores[n]["zero_shot"] >= 0.95, scores[n]["pointing_4obj_grad_eclip"]))
 print(next(r for r in recipes if r.startswith(best + "|")))

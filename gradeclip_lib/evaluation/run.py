@@ -175,7 +175,7 @@ def meta_file(out: str | os.PathLike) -> Path:
 
 def write_meta(out: Path, clip: Clip, data, specs, targets, images: int, seconds: float, records: int,
                world: int) -> None:
-    from ..bench import device_name
+    from ..hardware import device_name
 
     info = {
         "model": clip.name, "pretrained": clip.pretrained, "dtype": str(clip.dtype).replace("torch.", ""),

@@ -21,30 +21,42 @@ def object_range(text: str) -> tuple[int, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line's verbs and options; the training defaults are `TrainConfig`'s."""
-    from .train import POSITIVES, TrainConfig
+    from .train import POSITIVES, PRECISIONS, TrainConfig
 
     d = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m gradeclip_lib.synthetic", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
-    p = verbs.add_parser("train", help="train a ShapesWorld CLIP and save it (weights, config, history)")
-    p.add_argument("--out", default=str(SHAPES_DIR), help=f"folder for the model (default {SHAPES_DIR})")
-    p.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET,
-                   help=f"architecture (default {DEFAULT_PRESET}); see synthetic/model.py")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--scenes", type=int, default=d.scenes, help="scenes rendered before training")
-    p.add_argument("--objects", type=object_range, default=d.n_objects,
-                   help="objects per training scene, e.g. 1-4 (default %(default)s)")
-    p.add_argument("--partial-captions", type=float, default=d.partial_captions,
-                   help="share of multi-object scenes whose caption names only some objects (default %(default)s)")
-    p.add_argument("--positives", choices=POSITIVES, default=d.positives,
-                   help="a caption is right for every image holding its objects (subset) or only for exactly "
-                        "them (same)")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p = verbs.add_parser("train", help="train a ShapesWorld CLIP and save it (weights, config, history)",
+                         description="Train a ShapesWorld CLIP. The run is checkpointed at every evaluation; "
+                                     "`train --resume DIR` continues an interrupted run with its own settings.")
+    p.add_argument("--out", default=None, help=f"folder for the model (default {SHAPES_DIR})")
+    p.add_argument("--resume", metavar="DIR", default=None,
+                   help="continue the interrupted run saved in DIR (from its last checkpoint, with its settings)")
+    p.add_argument("--stop-at", type=int, default=None, metavar="STEP",
+                   help="stop after this step, keeping the checkpoint for --resume (a run over two sessions)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--workers", type=int, default=None, help="processes rendering scenes (default: all cores)")
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    recipe = p.add_argument_group("recipe (not with --resume)")
+    recipe.add_argument("--preset", choices=list(PRESETS), default=None,
+                        help=f"architecture (default {DEFAULT_PRESET}); see synthetic/model.py")
+    recipe.add_argument("--steps", type=int, default=None, help=f"(default {d.steps})")
+    recipe.add_argument("--batch-size", type=int, default=None, help=f"(default {d.batch_size})")
+    recipe.add_argument("--scenes", type=int, default=None,
+                        help=f"scenes rendered before training (default {d.scenes})")
+    recipe.add_argument("--objects", type=object_range, default=None,
+                        help=f"objects per training scene, e.g. 1-4 (default {d.n_objects[0]}-{d.n_objects[1]})")
+    recipe.add_argument("--partial-captions", type=float, default=None,
+                        help="share of multi-object scenes whose caption names only some objects "
+                             f"(default {d.partial_captions})")
+    recipe.add_argument("--positives", choices=POSITIVES, default=None,
+                        help="a caption is right for every image holding its objects (subset) or only for exactly "
+                             f"them (same; default {d.positives})")
+    recipe.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr})")
+    recipe.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help=f"autocast precision; weights stay fp32 (default {d.precision})")
+    recipe.add_argument("--seed", type=int, default=None, help=f"(default {d.seed})")
+    recipe.add_argument("--eval-every", type=int, default=None,
+                        help=f"steps between evaluations and checkpoints (default {d.eval_every})")
     e = verbs.add_parser("evaluate", help="zero-shot accuracy, binding and pointing game of a trained model")
     e.add_argument("--model-dir", default=str(SHAPES_DIR))
     e.add_argument("--n", type=int, default=300)
@@ -57,14 +69,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RECIPE_OPTIONS = {"steps": "steps", "batch_size": "batch_size", "scenes": "scenes", "lr": "lr",
+                  "objects": "n_objects", "partial_captions": "partial_captions", "positives": "positives",
+                  "precision": "precision", "seed": "seed", "eval_every": "eval_every"}  # option -> TrainConfig
+
+
 def train_config(args: argparse.Namespace):
-    """The `TrainConfig` of parsed ``train`` arguments."""
+    """The `TrainConfig` of parsed ``train`` arguments (`TrainConfig`'s defaults for those not given)."""
     from .model import default_config
     from .train import TrainConfig
 
-    return TrainConfig(steps=args.steps, batch_size=args.batch_size, scenes=args.scenes, lr=args.lr,
-                       n_objects=args.objects, partial_captions=args.partial_captions, positives=args.positives,
-                       seed=args.seed, eval_every=args.eval_every, model=default_config(args.preset))
+    given = {field: getattr(args, option) for option, field in RECIPE_OPTIONS.items()
+             if getattr(args, option) is not None}
+    return TrainConfig(**given, model=default_config(args.preset or DEFAULT_PRESET))
+
+
+def given_recipe_options(args: argparse.Namespace) -> list[str]:
+    """The recipe options set on the command line, as ``--flag`` names."""
+    names = [*RECIPE_OPTIONS, "preset"]
+    return ["--" + name.replace("_", "-") for name in names if getattr(args, name) is not None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,11 +107,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.verb == "train":
         from .train import train
 
-        cfg = train_config(args)
-        history = train(cfg, out=args.out, device=args.device, workers=args.workers)
-        accuracy = f"zero-shot accuracy {history['zero_shot'][-1]:.3f}; " if history["zero_shot"] else ""
+        if args.resume:
+            if given_recipe_options(args) or args.out:
+                parser.error(f"--resume continues the run in {args.resume} with its own settings; drop "
+                             f"{', '.join(given_recipe_options(args) + (['--out'] if args.out else []))}")
+            out, cfg = args.resume, None
+        else:
+            out, cfg = args.out or str(SHAPES_DIR), train_config(args)
+        try:
+            history = train(cfg, out=out, device=args.device, workers=args.workers, resume=bool(args.resume),
+                            stop_at=args.stop_at)
+        except FileNotFoundError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        accuracy = (f"zero-shot accuracy {history['zero_shot'][-1]:.3f}, binding {history['binding'][-1]:.3f}; "
+                    if history["zero_shot"] else "")
+        stopped = args.stop_at is not None and args.stop_at < history["config"]["steps"]
         print(f"rendered in {history['render_seconds']:.0f} s, trained in {history['train_seconds']:.0f} s; "
-              f"{accuracy}saved to {args.out}")
+              f"{accuracy}saved to {out}" + (f"; stopped at step {args.stop_at}: continue with --resume {out}"
+                                              if stopped else ""))
         return 0
     from ..models.loading import load_clip
     from .evaluate import binding_accuracy, localisation, zero_shot_accuracy

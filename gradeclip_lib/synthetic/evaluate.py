@@ -23,16 +23,22 @@ def image_size(clip: Clip) -> int:
 
 
 @torch.no_grad()
-def zero_shot_accuracy(clip: Clip, n: int = 300, seed: int = 10_000, batch: int = 100) -> float:
-    """Accuracy of picking the right one of the 30 'a <colour> <shape>' prompts for single-object scenes."""
+def zero_shot_hits(clip: Clip, n: int = 300, seed: int = 10_000, batch: int = 100) -> tuple[list, torch.Tensor]:
+    """``n`` fresh single-object scenes and, for each, whether the model picks its prompt among the 30
+    'a <colour> <shape>' prompts (bool [n])."""
     scenes = make_scenes(n, seed=seed, n_objects=1, size=image_size(clip))
     text = clip.encode_text(PROMPTS)
     truth = torch.tensor([PROMPTS.index(s.objects[0].phrase) for s in scenes])
-    hits = 0
+    hits = []
     for i in range(0, n, batch):
         image = clip.encode_image([s.image for s in scenes[i : i + batch]])
-        hits += int(((image @ text.T).argmax(1).cpu() == truth[i : i + batch]).sum())
-    return hits / n
+        hits.append((image @ text.T).argmax(1).cpu() == truth[i : i + batch])
+    return scenes, torch.cat(hits)
+
+
+def zero_shot_accuracy(clip: Clip, n: int = 300, seed: int = 10_000, batch: int = 100) -> float:
+    """Accuracy of picking the right one of the 30 'a <colour> <shape>' prompts for single-object scenes."""
+    return float(zero_shot_hits(clip, n, seed, batch)[1].float().mean())
 
 
 @torch.no_grad()
@@ -68,6 +74,21 @@ def localisation(clip: Clip, method: str = "grad_eclip", n_objects: int = 4, n: 
         hits.append(pointing_game(maps, masks, tolerance * size))
         energy.append(energy_pointing_game(maps, masks))
     return {"pointing": torch.cat(hits), "energy": torch.cat(energy)}
+
+
+def training_checks(clip: Clip, seed: int = 0, n: int = 300) -> dict[str, float]:
+    """What a training run records at each evaluation, on scenes of its own seeds (10 000, 20 000 and
+    50 000 + the run's seed, none of them the book's): zero-shot accuracy, binding, and the pointing game
+    of Grad-ECLIP and of raw attention on four-object scenes."""
+    was_training = clip.model.training
+    clip.model.eval()
+    checks = {"zero_shot": zero_shot_accuracy(clip, n=n, seed=10_000 + seed),
+              "binding": binding_accuracy(clip, n=n, seed=20_000 + seed)}
+    for name, method in (("pointing", "grad_eclip"), ("pointing_attention", "self_attention")):
+        hits = localisation(clip, method, n_objects=4, n=n // 2, scene_seed=50_000 + seed)["pointing"]
+        checks[name] = float(hits.float().mean())
+    clip.model.train(was_training)
+    return checks
 
 
 def localisation_table(clip: Clip, methods: dict[str, dict], counts: Sequence[int] = (1, 2, 3, 4), n: int = 100,

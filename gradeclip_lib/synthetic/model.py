@@ -14,7 +14,7 @@ from ..errors import WeightsUnavailableError
 from ..models.clip import Clip
 from ..samples import DATA_DIR
 from .scenes import IMAGE_SIZE
-from .tokenizer import WordTokenizer
+from .tokenizer import WordTokenizer, vocabulary
 
 SHAPES_DIR = DATA_DIR / "shapes"
 MEAN = STD = (0.5, 0.5, 0.5)
@@ -33,7 +33,7 @@ PRESETS = {
     "large": {"image_size": IMAGE_SIZE, "vision_width": 256, "vision_layers": 6, "head_width": 64,
               "text_width": 256, "text_layers": 3, "embed_dim": 256},
 }
-DEFAULT_PRESET = "base"
+DEFAULT_PRESET = "small"
 
 
 def default_config(preset: str = DEFAULT_PRESET) -> dict:
@@ -41,7 +41,7 @@ def default_config(preset: str = DEFAULT_PRESET) -> dict:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     p = PRESETS[preset]
-    vocab = len(WordTokenizer())
+    vocab = len(WordTokenizer())  # the words, <pad>, <unk>, <start> and <end>
     return {
         "embed_dim": p["embed_dim"],
         "vision_cfg": {"image_size": p["image_size"], "patch_size": 8, "width": p["vision_width"],
@@ -49,6 +49,7 @@ def default_config(preset: str = DEFAULT_PRESET) -> dict:
         "text_cfg": {"context_length": 32, "vocab_size": vocab, "width": p["text_width"], "heads": 2,
                      "layers": p["text_layers"]},
         "quick_gelu": False,
+        "vocabulary": vocabulary(),
     }
 
 
@@ -66,7 +67,7 @@ def build_model(config: dict | None = None) -> open_clip.CLIP:
 def wrap(model: open_clip.CLIP, config: dict | None = None, pretrained: str | None = None) -> Clip:
     """A `Clip` around a ShapesWorld model, with its word tokenizer and preprocessing."""
     cfg = config or default_config()
-    tokenizer = WordTokenizer(context_length=cfg["text_cfg"]["context_length"])
+    tokenizer = WordTokenizer(cfg.get("vocabulary"), context_length=cfg["text_cfg"]["context_length"])
     size = cfg["vision_cfg"]["image_size"]
     return Clip(model, tokenizer, preprocess_cfg={"size": size, "mean": MEAN, "std": STD},
                 name="shapes", pretrained=pretrained)

@@ -17,7 +17,10 @@ COLOURS = {
     "purple": (150, 55, 200),
     "white": (245, 245, 245),
 }
-TEMPLATES = ("a photo of {}", "there is {}", "{}", "an image of {}", "a picture with {}")
+# Caption templates. Their words ("photo", "lovely", ...) are never about the picture: the words a caption
+# uses that no pixel decides (chapter on analyses: a word's weight against its groundedness).
+TEMPLATES = ("a photo of {}", "there is {}", "{}", "an image of {}", "a picture with {}",
+             "a lovely photo of {}", "a simple drawing of {}")
 IMAGE_SIZE = 96  # smallest size at which stars, crosses and triangles stay distinct (see the chapter)
 MAX_OBJECTS = 5
 
