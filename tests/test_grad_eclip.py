@@ -213,3 +213,6 @@ def test_terms_of_several_pairs_in_one_batch(tiny, images):
     torch.testing.assert_close(shared.emap()[1], gl.explain(tiny, images[0], TEXTS[1]).maps[0], rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="one size"):
         gl.grad_eclip_terms(tiny, images, TEXTS[0])
+    second = pairs.select([1])
+    torch.testing.assert_close(second.emap(), pairs.emap()[1:])
+    assert second.score.shape == (1,) and torch.equal(second.w[0], pairs.w[1])

@@ -103,6 +103,12 @@ class ImageTerms:
     score: torch.Tensor
     grid: tuple[int, int]
 
+    def select(self, rows: list[int]) -> ImageTerms:
+        """The terms of some pairs only (e.g. one pair, for `plotting.show_terms`)."""
+        idx = torch.as_tensor(rows, dtype=torch.long, device=self.w.device)
+        lam = None if self.lam is None else self.lam[idx]
+        return ImageTerms(self.w[idx], self.v[idx], lam, self.heads, self.score[idx], self.grid)
+
     def emap(self) -> torch.Tensor:
         """H = ReLU(sum_c w_c v[i, c] lambda_i) on the token grid [B, h, w]."""
         return F.relu(weighted_values(self.w, self.v, self.lam, self.heads)).reshape(-1, *self.grid)
