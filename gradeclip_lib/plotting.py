@@ -67,17 +67,24 @@ def show_panels(
     with_image: bool = True,
     size: float = 2.6,
     alpha: float = 0.5,
+    cols: int | None = None,
+    outline: np.ndarray | None = None,
+    fade: bool = False,
 ):
-    """One row: the image, then each named map over it (same normalisation for all); returns the figure."""
+    """The image, then each named map over it (each min-max normalised), in rows of ``cols`` panels
+    (one row by default), the mask ``outline`` drawn on every map; returns the figure."""
     n = len(maps) + int(with_image)
-    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
-    axes = axes[0]
+    cols = cols or n
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + 0.25 * rows), squeeze=False)
+    axes = list(axes.flat)
+    for ax in axes:
+        ax.set_axis_off()
     if with_image:
         axes[0].imshow(_to_numpy(image))
-        axes[0].set_axis_off()
         axes[0].set_title("image", fontsize=11)
     for ax, (name, emap) in zip(axes[int(with_image):], maps.items()):
-        show_map(image, emap, name, ax=ax, alpha=alpha)
+        show_map(image, emap, name, ax=ax, alpha=alpha, outline=outline, fade=fade)
     fig.tight_layout()
     return fig
 
@@ -313,6 +320,37 @@ def plot_rates(rows: Sequence[Mapping], x: str = "objects", y: str = "rate", gro
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    return ax
+
+
+def _objects(count) -> str:
+    return f"{count} object" + ("" if count == 1 else "s")
+
+
+def plot_method_rates(rows: Sequence[Mapping], group: str = "objects", y: str = "rate",
+                      label=_objects, xlabel: str = "pointing game", ax=None):
+    """One row per method (best on the last group at the top), the rate of each ``group`` (e.g. object
+    count) as a dot with its interval (``low``, ``high``); for comparing many methods; returns the axes."""
+    groups = list(dict.fromkeys(r[group] for r in rows))
+    last = {r["method"]: r[y] for r in rows if r[group] == groups[-1]}
+    methods = sorted(dict.fromkeys(r["method"] for r in rows), key=lambda m: last.get(m, 0))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 0.42 * len(methods) + 1.0))
+    markers = "os^vD"
+    for k, g in enumerate(groups):
+        mine = {r["method"]: r for r in rows if r[group] == g}
+        ys = np.arange(len(methods)) + (k - (len(groups) - 1) / 2) * 0.22
+        present = [i for i, m in enumerate(methods) if m in mine]
+        vals = np.array([mine[methods[i]][y] for i in present])
+        err = np.array([[vals[j] - mine[methods[i]]["low"] for j, i in enumerate(present)],
+                        [mine[methods[i]]["high"] - vals[j] for j, i in enumerate(present)]])
+        ax.errorbar(vals, ys[present], xerr=err, fmt=markers[k % len(markers)], markersize=5, capsize=3,
+                    label=label(g))
+    ax.set_yticks(range(len(methods)), methods)
+    ax.set_xlim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, axis="x")
+    ax.legend(fontsize=8, loc="lower right")
     return ax
 
 

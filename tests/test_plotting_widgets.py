@@ -145,3 +145,24 @@ def test_plot_rates_draws_each_group_with_its_interval():
     assert a_line.get_xdata()[0] != ax.lines[-1].get_xdata()[0]  # offset so the bars do not overlap
     segments = ax.collections[0].get_segments()  # the error bars of group a: from low to high
     assert [tuple(np.round(s[:, 1], 3)) for s in segments] == [(0.8, 0.95), (0.6, 0.75)]
+
+
+def test_plot_method_rates_orders_methods_by_the_last_group():
+    rows = [{"objects": k, "method": m, "rate": r, "low": r - 0.1, "high": r + 0.05}
+            for m, one, four in (("a", 0.9, 0.2), ("b", 0.5, 0.8)) for k, r in ((1, one), (4, four))]
+    ax = plotting.plot_method_rates(rows)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]  # b is best on 4 objects: top row
+    four = ax.lines[-1] if len(ax.containers) < 2 else ax.containers[1].lines[0]
+    assert list(four.get_xdata()) == pytest.approx([0.2, 0.8])
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["1 object", "4 objects"]
+
+
+def test_show_panels_wraps_into_rows_and_outlines_every_map(images):
+    mask = np.zeros((40, 56), dtype=bool)
+    mask[10:20, 10:30] = True
+    maps = {f"m{i}": torch.rand(4, 6) for i in range(7)}
+    fig = plotting.show_panels(images[0], maps, cols=3, outline=mask)
+    assert len(fig.axes) == 9  # 3 rows of 3: the image, 7 maps, one empty panel
+    titled = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in titled] == ["image", *maps]
+    assert all(len(ax.collections) == 2 for ax in titled[1:]) and not titled[0].collections
