@@ -489,3 +489,16 @@ def test_beats_floor_is_paired_image_by_image():
                rec("m", "x", 0.3, 0.3), rec("m", "y", 0.3, 0.3), rec("m", "z", 0.0, 1.0)]  # z: no floor
     (row,) = beats_floor(records)
     assert row == {"method": "m", "images": 2, "deletion": 0.5, "insertion": 0.5}
+
+
+def test_differ_and_tiers_on_known_areas():
+    from gradeclip_lib.evaluation import differ, tiers
+
+    rows = [{"method": m, "k": v, "k_se": se} for m, v, se in
+            (("a", 0.10, 0.01), ("b", 0.12, 0.01), ("c", 0.20, 0.01), ("d", 0.21, 0.03), ("e", 0.50, 0.01))]
+    r = {x["method"]: x for x in rows}
+    assert not differ(r["a"], r["b"], "k")  # 0.02 < 2 * sqrt(2) * 0.01
+    assert differ(r["a"], r["c"], "k")
+    assert differ(r["a"], r["b"], "k", z=1.0)  # 0.02 > 1.41 * 0.01
+    assert tiers(rows, "k", lower_is_better=True) == [["a", "b"], ["c", "d"], ["e"]]
+    assert tiers(rows, "k", lower_is_better=False) == [["e"], ["d", "c"], ["b", "a"]]

@@ -236,6 +236,27 @@ def summary(records: Sequence[dict] | str | os.PathLike) -> list[dict]:
     return rows
 
 
+def differ(a: dict, b: dict, key: str, z: float = 2.0) -> bool:
+    """Whether two `summary` rows' areas ``key`` (e.g. 'deletion_prob_auc') differ by more than ``z``
+    combined standard errors, sqrt(se_a^2 + se_b^2): a simple rule that ignores the pairing of images
+    (so it is conservative when methods are scored on the same images)."""
+    gap = abs(a[key] - b[key])
+    return gap > z * (a[f"{key}_se"] ** 2 + b[f"{key}_se"] ** 2) ** 0.5
+
+
+def tiers(rows: Sequence[dict], key: str, lower_is_better: bool, z: float = 2.0) -> list[list[str]]:
+    """Methods in order of ``key``, grouped: each group holds the methods that do not `differ` from the
+    best method of the group, so methods in one group cannot be told apart by this run."""
+    ordered = sorted(rows, key=lambda r: r[key], reverse=not lower_is_better)
+    groups: list[list[dict]] = []
+    for row in ordered:
+        if groups and not differ(groups[-1][0], row, key, z):
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    return [[r["method"] for r in g] for g in groups]
+
+
 def beats_floor(records: Sequence[dict], floor: str = "random", metric: str = "prob") -> list[dict]:
     """Per method, the share of images whose deletion area is below the ``floor`` method's on the same
     image, and whose insertion area is above it (paired, image by image)."""
