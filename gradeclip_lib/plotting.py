@@ -282,7 +282,7 @@ HISTORY_CURVES = {"zero_shot": ("zero-shot accuracy", "o"), "binding": ("binding
 def plot_history(history: Mapping):
     """Training curves of a ShapesWorld run: the contrastive loss, and what was measured at each
     evaluation (zero-shot accuracy; binding and pointing game in runs that recorded them)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
     left.plot(history["step"], history["loss"])
     left.set_xlabel("step")
     left.set_ylabel("contrastive loss")
@@ -291,10 +291,10 @@ def plot_history(history: Mapping):
         if history.get(key):
             right.plot(history["eval_step"], history[key], marker=marker, markersize=4, label=label)
     if len(right.lines) > 1:
-        right.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
+        right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=8, frameon=False)
     right.set_xlabel("step")
     right.set_ylabel("on fresh scenes")
-    right.set_ylim(0, 1)
+    right.set_ylim(0, 1.02)
     right.grid(alpha=0.3)
     fig.tight_layout()
     return fig

@@ -136,3 +136,26 @@ def test_mean_by_groups():
     scenes = [_scene_with_two_squares()] * 4
     keys = iter("aabb")
     assert mean_by(scenes, [1.0, 3.0, 5.0, 9.0], key=lambda s: next(keys)) == {"a": 2.0, "b": 7.0}
+
+
+def test_format_rate():
+    from gradeclip_lib.metrics import format_rate
+
+    assert format_rate(0.6912, 0.62, 0.7471) == "0.69 [0.62, 0.75]"
+    assert format_rate(1, 0.9, 1, digits=3) == "1.000 [0.900, 1.000]"
+
+
+def test_factors_by_averages_the_named_and_other_objects():
+    from types import SimpleNamespace
+
+    from gradeclip_lib.synthetic.misses import factors_by
+
+    scene = _scene_with_two_squares()  # object a in patch (0, 0), object b in patch (2, 2) of a 4 x 4 grid
+    lam = torch.zeros(1, 4, 4)
+    lam[0, 0, 0], lam[0, 2, 2] = 0.2, 0.8
+    evidence = torch.zeros(1, 4, 4)
+    evidence[0, 0, 0], evidence[0, 3, 3] = 1.0, 4.0  # relative to the maximum: 0.25 on the named object
+    terms = SimpleNamespace(spatial_weight=lambda: lam, gradient_times_value=lambda: evidence)
+    out = factors_by([scene], terms, key=lambda s: s.objects[0].colour)
+    assert out == {"red": {"lam_named": pytest.approx(0.2), "lam_others": pytest.approx(0.8),
+                           "evidence_named": pytest.approx(0.25)}}

@@ -29,3 +29,8 @@ def rate_with_interval(hits: torch.Tensor | list[bool], confidence: float = 0.95
     hits = torch.as_tensor(hits).bool()
     k, n = int(hits.sum()), int(hits.numel())
     return (k / n, *wilson_interval(k, n, confidence))
+
+
+def format_rate(rate: float, low: float, high: float, digits: int = 2) -> str:
+    """'0.69 [0.62, 0.75]': a rate and its interval, for tables."""
+    return f"{rate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"

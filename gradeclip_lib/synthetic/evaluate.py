@@ -42,9 +42,9 @@ def zero_shot_accuracy(clip: Clip, n: int = 300, seed: int = 10_000, batch: int 
 
 
 @torch.no_grad()
-def binding_accuracy(clip: Clip, n: int = 300, seed: int = 20_000) -> float:
-    """How often a two-object scene's true caption beats its attribute-swapped twin
-    ('a red circle and a blue star' against 'a blue circle and a red star'). Chance is 0.5."""
+def binding_hits(clip: Clip, n: int = 300, seed: int = 20_000) -> torch.Tensor:
+    """For ``n`` two-object scenes, whether the true caption beats its attribute-swapped twin
+    ('a red circle and a blue star' against 'a blue circle and a red star'), bool [n]. Chance is 0.5."""
     scenes = make_scenes(n, seed=seed, n_objects=2, size=image_size(clip))
     true, swapped = [], []
     for s in scenes:
@@ -54,7 +54,12 @@ def binding_accuracy(clip: Clip, n: int = 300, seed: int = 20_000) -> float:
     image = clip.encode_image([s.image for s in scenes])
     cos_true = (image * clip.encode_text(true)).sum(-1)
     cos_swap = (image * clip.encode_text(swapped)).sum(-1)
-    return float((cos_true > cos_swap).float().mean())
+    return (cos_true > cos_swap).cpu()
+
+
+def binding_accuracy(clip: Clip, n: int = 300, seed: int = 20_000) -> float:
+    """How often a two-object scene's true caption beats its attribute-swapped twin (see `binding_hits`)."""
+    return float(binding_hits(clip, n, seed).float().mean())
 
 
 def localisation(clip: Clip, method: str = "grad_eclip", n_objects: int = 4, n: int = 200,

@@ -73,6 +73,21 @@ def mean_by(scenes: Sequence[Scene], values: Sequence[float], key: Callable[[Sce
     return {k: float(np.mean(v)) for k, v in groups.items()}
 
 
+def factors_by(scenes: Sequence[Scene], terms, key: Callable[[Scene], str]) -> dict[str, dict[str, float]]:
+    """Grad-ECLIP's two factors on the named (first) object of each scene, averaged for each value of
+    ``key``: the spatial weight on the named object (``lam_named``) and on the others (``lam_others``),
+    and the gradient-times-value term on the named object relative to its maximum over the image
+    (``evidence_named``). ``terms``: `ImageTerms` of the scenes' images and their first phrases."""
+    lam = object_means(terms.spatial_weight(), scenes)
+    evidence = terms.gradient_times_value()
+    evidence = object_means(evidence / evidence.flatten(1).amax(1)[:, None, None], scenes)
+    columns = {"lam_named": [row[0] for row in lam],
+               "lam_others": [float(np.mean(row[1:])) if len(row) > 1 else float("nan") for row in lam],
+               "evidence_named": [row[0] for row in evidence]}
+    means = {name: mean_by(scenes, values, key) for name, values in columns.items()}
+    return {value: {name: means[name][value] for name in columns} for value in means["lam_named"]}
+
+
 def hit_rate_by(scenes: Sequence[Scene], hits: torch.Tensor, key: Callable[[Scene], str]) -> list[dict]:
     """Pointing-game rate with its 95 % Wilson interval for each value of ``key`` (e.g. the target's
     colour: ``lambda s: s.objects[0].colour``), sorted from the lowest rate."""
