@@ -19,6 +19,7 @@ from .explain import explain, explain_text, grad_eclip_terms
 from .explanation import Explanation, TextExplanation
 from .methods import IMAGE_METHODS, TEXT_METHODS
 from .models import Clip, load_clip
+from .prompts import class_atlas, prompt_maps
 
 __version__ = "0.1.0"
 
@@ -43,11 +44,13 @@ __all__ = [
     "UnsupportedModelError",
     "attention_maps",
     "book",
+    "class_atlas",
     "WeightsUnavailableError",
     "explain",
     "explain_text",
     "grad_eclip_terms",
     "load_clip",
+    "prompt_maps",
     "plotting",
     "samples",
 ]

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .explain import explain
+from .explain import explain, explain_text
 from .hardware import device_name
 from .models import load_clip
 from .models.loading import as_dtype
@@ -112,6 +112,68 @@ def bench_methods(
     return results
 
 
+def bench_prompts(model: str = "ViT-B-16-quickgelu", device: str = "cpu", dtype: str = "fp32", size: int = 224,
+                  counts: tuple[int, ...] = (1, 10, 100, 1000), per_prompt_chunk: int = 100,
+                  mode: str = "faithful") -> list[dict]:
+    """One image against T precomputed text embeddings: seconds for the shared route (one forward pass,
+    one Jacobian) and for the per-prompt route (a forward and backward pass per text, in chunks of
+    ``per_prompt_chunk`` pairs), side by side, with one forward pass of the image tower for scale; and
+    the same for one text's word weights against T image embeddings (the per-image route up to
+    ``per_prompt_chunk`` images)."""
+    clip, pixels, _ = _inputs(model, device, dtype, 1, size)
+    gen = torch.Generator().manual_seed(1)
+    texts = torch.nn.functional.normalize(torch.randn(max(counts), clip.visual.output_dim, generator=gen), dim=-1)
+    texts = texts.to(device)
+
+    @torch.no_grad()
+    def forward() -> None:
+        clip.model.encode_image(pixels)
+
+    rows = [{"what": "encode_image, forward only", "prompts": 0, "seconds": _timed(forward, device, 3)}]
+    for count in counts:
+        for route, shared in (("shared", True), ("per prompt", False)):
+            def run(count=count, shared=shared) -> None:
+                explain(clip, pixels[0], texts[:count], mode=mode, shared=shared,
+                        batch_size=None if shared else per_prompt_chunk)
+            repeats = 1 if (not shared and count >= 100) else 2
+            seconds = _timed(run, device, repeats)
+            rows.append({"what": f"grad_eclip {mode}, {route}", "prompts": count, "seconds": seconds})
+    text = "a photo of a small dog sitting on a red sofa next to a cat"
+    images = torch.nn.functional.normalize(torch.randn(max(counts), clip.visual.output_dim, generator=gen), dim=-1)
+    for count in counts:
+        for route, shared in (("shared", True), ("per image", False)):
+            if not shared and count > per_prompt_chunk:
+                continue  # the text tower run once per image: minutes on a CPU at 1 000
+            def run_text(count=count, shared=shared) -> None:
+                explain_text(clip, images[:count].to(device), text, mode=mode, shared=shared)
+            seconds = _timed(run_text, device, 1 if count >= 100 else 2)
+            rows.append({"what": f"text grad_eclip {mode}, {route}", "prompts": count, "seconds": seconds})
+    for row in rows:
+        row.update(device=device, dtype=dtype, size=size)
+    return rows
+
+
+def report_prompts(rows: list[dict]) -> str:
+    """Prompts per second of each route, and each route's time in forward passes of the image tower."""
+    forward = next(r["seconds"] for r in rows if r["prompts"] == 0)
+    lines = [f"one {rows[0]['size']} px image, one forward pass of the image tower: {forward * 1000:.0f} ms",
+             f"{'route':<32} {'prompts':>7} {'prompts/s':>10} {'forwards':>9}"]
+    for r in rows[1:]:
+        lines.append(f"{r['what']:<32} {r['prompts']:>7} {r['prompts'] / r['seconds']:>10.3g} "
+                     f"{r['seconds'] / forward:>9.2f}")
+    by = {(r["what"].split(", ")[-1], r["prompts"]): r["seconds"] for r in rows[1:] if not r["what"].startswith("text")}
+    for count in sorted({r["prompts"] for r in rows[1:]}):
+        if ("shared", count) in by and ("per prompt", count) in by:
+            lines.append(f"ratio shared / per prompt at {count} prompts: "
+                         f"{by['per prompt', count] / by['shared', count]:.1f}x faster")
+    text = {(r["what"].split(", ")[-1], r["prompts"]): r["seconds"] for r in rows if r["what"].startswith("text")}
+    for count in sorted({p for _, p in text}):
+        if ("shared", count) in text and ("per image", count) in text:
+            lines.append(f"text: ratio shared / per image at {count} images: "
+                         f"{text['per image', count] / text['shared', count]:.1f}x faster")
+    return "\n".join(lines)
+
+
 def report(results: list[BenchResult]) -> str:
     """A plain-text table of results with the batched / sequential ratio per device and dtype."""
     lines = [f"{'what':<34} {'device':<7} {'dtype':<5} {'batch':>5} {'maps/s':>9} {'ms/map':>9}"]
@@ -133,11 +195,12 @@ def report(results: list[BenchResult]) -> str:
 
 def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 256,
         out: str | None = None, methods: list[str] | None = None, evaluation: bool = False,
-        eval_images: int | None = None, training: bool = False) -> list[BenchResult]:
+        eval_images: int | None = None, training: bool = False, prompts: bool = False) -> list[BenchResult]:
     """The standard benchmark: CPU fp32 always, CUDA bf16 at batch 256 when a GPU is present; with
     ``methods`` (names, or ["all"]) also the maps/s of each explanation method; with ``evaluation`` the
     deletion + insertion throughput against the per-image loop (8 images on CPU, 512 on a GPU); with
-    ``training`` the seconds per ShapesWorld training step of each preset and precision."""
+    ``training`` the seconds per ShapesWorld training step of each preset and precision; with ``prompts``
+    one image against 1 to 1 000 text embeddings, the shared route against one backward pass per text."""
     from .methods import IMAGE_METHODS
 
     devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
@@ -167,6 +230,11 @@ def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 2
 
         for device in devices:
             trained += bench_training(device=device, batch=256 if device == "cpu" else 512)
+    prompted: list[dict] = []
+    if prompts:
+        for device in devices:
+            gpu = device.startswith("cuda")
+            prompted += bench_prompts(device=device, dtype="bf16" if gpu else "fp32")
     for device in devices:
         print(f"# {device}: {device_name(device)}; torch {torch.__version__}")
     print(report(results))
@@ -178,9 +246,11 @@ def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 2
         from .synthetic.speed import report_training
 
         print(report_training(trained))
+    if prompted:
+        print(report_prompts(prompted))
     if out:
         rows = [dict(asdict(r), per_second=r.per_second, device_name=device_name(r.device)) for r in results]
-        rows += [dict(r, device_name=device_name(r["device"])) for r in evaluated + trained]
+        rows += [dict(r, device_name=device_name(r["device"])) for r in evaluated + trained + prompted]
         with open(out, "w") as fh:
             json.dump(rows, fh, indent=1)
     return results

@@ -31,7 +31,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     methods = args.methods.split(",") if args.methods else None
     run(devices=args.device, batch_cpu=args.batch_cpu, batch_gpu=args.batch_gpu, out=args.out, methods=methods,
-        evaluation=args.evaluation, eval_images=args.eval_images, training=args.training)
+        evaluation=args.evaluation, eval_images=args.eval_images, training=args.training, prompts=args.prompts)
     return 0
 
 
@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--training", action="store_true",
                    help="also seconds per ShapesWorld training step, per preset, in fp32, bf16 and bf16 with the "
                         "math attention kernel")
+    p.add_argument("--prompts", action="store_true",
+                   help="also one image against 1, 10, 100 and 1000 text embeddings: the shared route against a "
+                        "backward pass per text")
     p.add_argument("--out", default=None, help="also write the results as JSON")
     p.set_defaults(run=_bench)
 

@@ -4,6 +4,7 @@ the chosen method once per group."""
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -34,6 +35,18 @@ def text_targets(clip: Clip, texts: TextInput) -> torch.Tensor:
     return clip.encode_text(texts)
 
 
+def distinct_images(items: list) -> tuple[list, torch.Tensor]:
+    """The distinct images of ``items`` (the same object, or the same path, given several times counts
+    once) and, for each item, the index of its image: so that texts sharing an image share its pass."""
+    seen: dict = {}
+    which = []
+    for item in items:
+        key = ("path", str(item)) if isinstance(item, (str, os.PathLike)) else ("object", id(item))
+        which.append(seen.setdefault(key, len(seen)))
+    first = {i: k for k, i in reversed(list(enumerate(which)))}
+    return [items[first[i]] for i in range(len(seen))], torch.tensor(which, dtype=torch.long)
+
+
 def pair_indices(n_images: int, n_texts: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Which image and which text each pair uses: one text per image, or one side shared by all."""
     if n_images == n_texts:
@@ -59,7 +72,8 @@ def explain(
 
     ``preprocess="keep"`` keeps the aspect ratio (sides rounded to the patch size, positional
     embeddings interpolated); ``"crop"`` uses the model's standard centre crop. Images of the same
-    size run as one batch (in chunks of ``batch_size`` pairs if given). ``options`` go to the method,
+    size run as one batch (in chunks of ``batch_size`` pairs if given); an image given several times (the
+    same object or path) is prepared and run once for all its texts. ``options`` go to the method,
     e.g. ``mode="paper"`` or ``spatial_weight=False`` for Grad-ECLIP. Methods seeded per pair
     (``random``) take ``seed`` as one integer per pair, or an integer ``s`` that gives pair ``p`` the
     seed ``s + p``.
@@ -69,9 +83,11 @@ def explain(
     info = lookup(IMAGE_METHODS, method, "image")
     items = _as_list(images)
     targets = text_targets(clip, texts)
-    image_of, text_of = pair_indices(len(items), len(targets))
+    item_of, text_of = pair_indices(len(items), len(targets))
+    unique, image_of_item = distinct_images(items)
+    image_of = image_of_item[item_of]
     crop = clip.crop_transform if preprocess == "crop" else None
-    pixels, sizes = prepare(items, clip.patch_size, clip.mean, clip.std, crop=crop)
+    pixels, sizes = prepare(unique, clip.patch_size, clip.mean, clip.std, crop=crop)
 
     groups: dict[tuple, list[int]] = defaultdict(list)  # image shape -> pair ids
     for pair, img in enumerate(image_of.tolist()):
@@ -128,29 +144,42 @@ def image_target(clip: Clip, image: ImageInput | torch.Tensor) -> torch.Tensor:
     return clip.encode_image(image)
 
 
+def image_targets(clip: Clip, images: ImageInput | torch.Tensor | Sequence[ImageInput]) -> torch.Tensor:
+    """Unit image embeddings [I, E] from one image or several (PIL, paths: the standard 224 crop) or from
+    embeddings [E] / [I, E]."""
+    if isinstance(images, torch.Tensor) and images.ndim in (1, 2):
+        return F.normalize(images.float().reshape(-1, images.shape[-1]), dim=-1).to(clip.device)
+    if isinstance(images, (list, tuple)):
+        return clip.encode_image(list(images))
+    return image_target(clip, images)
+
+
 def explain_text(
     clip: Clip,
-    image: ImageInput | torch.Tensor,
+    image: ImageInput | torch.Tensor | Sequence[ImageInput],
     text: str | Sequence[str],
     method: str = "grad_eclip",
     **options,
 ) -> TextExplanation | list[TextExplanation]:
     """Explain the image-text cosine with one weight per word piece of the text (summing to 1).
 
-    ``image`` is a PIL image, a path, or an image embedding [E]. Several texts run as one batch and
-    give a list of `TextExplanation`.
+    ``image`` is a PIL image, a path, or an image embedding [E]; or several (a list, or embeddings
+    [I, E]), paired with the texts as in `explain`: one text per image, or one side shared. One text
+    against many images runs the text once (Grad-ECLIP's shared route). A single image and a single
+    text give one `TextExplanation`, anything else a list, one per pair.
     """
     info = lookup(TEXT_METHODS, method, "text")
     texts = [text] if isinstance(text, str) else list(text)
+    targets = image_targets(clip, image)
+    image_of, text_of = pair_indices(len(targets), len(texts))
     ids = clip.tokenize(texts)
-    target = image_target(clip, image).expand(len(texts), -1)
     with torch.enable_grad():
-        out = info.fn(clip, ids, target, **options)
+        out = info.fn(clip, ids[text_of.to(ids.device)], targets[image_of.to(targets.device)], **options)
     results = []
-    for row, txt in enumerate(texts):
-        eos = int(ids[row].argmax())
-        pieces = clip.decode_tokens(ids[row, 1:eos].tolist())
+    for row, t in enumerate(text_of.tolist()):
+        eos = int(ids[t].argmax())
+        pieces = clip.decode_tokens(ids[t, 1:eos].tolist())
         results.append(
-            TextExplanation(txt, pieces, out.maps[row, 1:eos].float().cpu(), float(out.scores[row]), method)
+            TextExplanation(texts[t], pieces, out.maps[row, 1:eos].float().cpu(), float(out.scores[row]), method)
         )
-    return results[0] if isinstance(text, str) else results
+    return results[0] if isinstance(text, str) and len(results) == 1 else results

@@ -45,3 +45,19 @@ def test_bench_report_gives_the_batched_over_sequential_ratio():
     text = report(rows)
     assert "250.0" in text and "625.0" in text and "2.50x" in text  # ms per map, ratio
     assert "forward-only images (cpu, fp32, batch 8): 0.50" in text
+
+
+def test_prompts_report_gives_prompts_per_second_and_forward_passes():
+    from gradeclip_lib.bench import report_prompts
+
+    rows = [{"what": "encode_image, forward only", "prompts": 0, "seconds": 0.2, "size": 224},
+            {"what": "grad_eclip faithful, shared", "prompts": 1000, "seconds": 0.3, "size": 224},
+            {"what": "grad_eclip faithful, per prompt", "prompts": 1000, "seconds": 60.0, "size": 224},
+            {"what": "text grad_eclip faithful, shared", "prompts": 1000, "seconds": 0.9, "size": 224},
+            {"what": "text grad_eclip faithful, shared", "prompts": 100, "seconds": 0.5, "size": 224},
+            {"what": "text grad_eclip faithful, per image", "prompts": 100, "seconds": 10.0, "size": 224}]
+    text = report_prompts(rows)
+    assert "forward pass of the image tower: 200 ms" in text
+    assert "3.33e+03" in text and "1.5" in text  # prompts/s and forwards of the shared route
+    assert "ratio shared / per prompt at 1000 prompts: 200.0x faster" in text
+    assert "text: ratio shared / per image at 100 images: 20.0x faster" in text

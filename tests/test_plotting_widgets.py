@@ -71,8 +71,26 @@ def test_explorer_callbacks_update_the_explanation(tiny, images):
     assert tuple(ex.last.maps.shape[1:]) == (4, 9)  # 33 x 70 image -> 4 x 9 tokens
     ex.mode.value = "paper"
     paper = gl.explain(tiny, images[2], "a green cross", mode="paper")
-    torch.testing.assert_close(ex.last.maps, paper.maps)
+    torch.testing.assert_close(ex.last.maps, paper.maps, rtol=0, atol=1e-5 * float(paper.maps.max()))
     assert "cos(image, text)" in ex.status.value
+
+
+def test_explorer_keeps_each_images_terms_while_the_reader_types(tiny, images, monkeypatch):
+    import gradeclip_lib.widgets as widgets
+
+    computed = []
+    original = widgets.prompt_maps
+    monkeypatch.setattr(widgets, "prompt_maps", lambda clip, image, **k: computed.append(k["mode"]) or original(
+        clip, image, **k))
+    ex = explorer(tiny, {"a": images[0]}, prompt="a")
+    assert ex.prompt.continuous_update  # the map follows the typing
+    for typed in ("a r", "a re", "a red", "a red c", "a red circle"):
+        ex.prompt.value = typed
+    assert computed == ["faithful"]  # one forward pass for the image, none per keystroke
+    expected = gl.explain(tiny, images[0], "a red circle")
+    torch.testing.assert_close(ex.last.maps, expected.maps, rtol=0, atol=1e-5 * float(expected.maps.max()))
+    ex.method.value = "game"  # other methods run the full explanation
+    assert ex.last.method == "game" and computed == ["faithful"]
 
 
 def test_explorer_reports_bad_input_in_the_panel(tiny, images):

@@ -7,12 +7,13 @@ from .curves import FRACTIONS, auc, checkpoint_counts
 from .perturb import noise_image, perturbed, pixel_ranks
 from .plots import plot_curves, show_checkpoints, summary_html
 from .preprocess import to_pixels
-from .protocol import Batch, ZeroShot, clean_logits, deletion_insertion, explain_batch
+from .protocol import Batch, ZeroShot, clean_logits, deletion_insertion, explain_batch, explain_targets
 from .run import MethodSpec, beats_floor, differ, evaluate_folder, format_summary, summary, tiers
 
 __all__ = [
     "FRACTIONS", "Batch", "ClassSet", "MethodSpec", "ZeroShot", "auc", "beats_floor", "causal_auc", "causal_curves",
     "checkpoint_counts", "clean_logits", "deletion_insertion", "differ", "evaluate_folder", "explain_batch",
+    "explain_targets",
     "folder_classes", "format_summary", "imagenet_wnids", "noise_image", "perturbed", "pixel_ranks", "plot_curves",
     "show_checkpoints", "summary", "summary_html", "tiers", "to_pixels", "zero_shot_classifier",
 ]

@@ -124,14 +124,25 @@ def clean_logits(zs: ZeroShot, batch: Batch) -> torch.Tensor:
     return out
 
 
-def explain_batch(clip: Clip, batch: Batch, texts: torch.Tensor, method: str, **options) -> list[torch.Tensor]:
-    """Maps of every image at its own size [H, W] (keep-size explanation, upsampled bilinearly).
-    Methods seeded per image (the random floor) get a seed from each image's key, so an image's map
-    does not depend on the batch it falls in."""
+def explain_targets(clip: Clip, batch: Batch, texts: Sequence[torch.Tensor], method: str,
+                    **options) -> list[list[torch.Tensor]]:
+    """For each target (one text tensor [N, E] per target, e.g. the label's and the prediction's class
+    embeddings), the map of every image at its own size [H, W] (keep-size explanation, upsampled
+    bilinearly), in one call: an image's targets share its pass (Grad-ECLIP's shared route). Methods
+    seeded per image (the random floor) get a seed from each image's key, so an image's map does not
+    depend on the batch it falls in."""
+    k, n = len(texts), len(batch)
     if lookup(IMAGE_METHODS, method, "image").pair_seeds and batch.keys is not None:
-        options["seed"] = [image_seed(key, options.get("seed", 0)) for key in batch.keys]
-    exp = explain(clip, batch.keep_size_inputs(clip), texts, method=method, **options)
-    return [upsample_maps(m[None].to(clip.device), tuple(p.shape[-2:]))[0] for m, p in zip(exp.maps, batch.pixels)]
+        options["seed"] = [image_seed(key, options.get("seed", 0)) for key in batch.keys] * k
+    exp = explain(clip, batch.keep_size_inputs(clip) * k, torch.cat(list(texts)), method=method, **options)
+    sizes = [tuple(p.shape[-2:]) for p in batch.pixels]
+    return [[upsample_maps(m[None].to(clip.device), size)[0] for m, size in zip(exp.maps[t * n : (t + 1) * n], sizes)]
+            for t in range(k)]
+
+
+def explain_batch(clip: Clip, batch: Batch, texts: torch.Tensor, method: str, **options) -> list[torch.Tensor]:
+    """Maps of every image for one target (see `explain_targets`)."""
+    return explain_targets(clip, batch, [texts], method, **options)[0]
 
 
 def deletion_insertion(zs: ZeroShot, batch: Batch, maps: Sequence[torch.Tensor], classes: torch.Tensor,

@@ -21,7 +21,7 @@ from .causal import causal_auc, causal_curves
 from .classes import folder_classes, zero_shot_classifier
 from .curves import auc
 from .data import ImageFolderData, Item, Sample, Skipped, list_images, loader
-from .protocol import TARGETS, Batch, ZeroShot, clean_logits, deletion_insertion, explain_batch
+from .protocol import TARGETS, Batch, ZeroShot, clean_logits, deletion_insertion, explain_targets
 from .records import RecordWriter, finished, merge, rank_file, read_records
 
 CURVES = ("deletion_prob", "insertion_prob", "deletion_top1", "insertion_top1", "deletion_top5", "insertion_top5")
@@ -194,22 +194,27 @@ def _evaluate_batch(zs: ZeroShot, samples: list[Sample], names: Sequence[str], j
     clean = clean_logits(zs, batch)
     pred = clean.argmax(1)
     records = []
-    for spec, target in jobs:
-        todo = [i for i, s in enumerate(samples) if (s.key, spec.label, target) not in done]
-        if not todo:
-            continue
-        sub = batch.subset(todo)
-        classes = (sub.labels if target == "gt" else pred[todo]).clone()
-        maps = explain_batch(clip, sub, zs.weights[:, classes].T, spec.name, **spec.options)
-        curves = deletion_insertion(zs, sub, maps, classes, clean[todo])
-        if causal:
-            curves.update(causal_curves(zs, sub, maps, classes))
-        for row, i in enumerate(todo):
-            record = {"image": samples[i].key, "label": samples[i].label, "class": names[samples[i].label],
-                      "method": spec.label, "target": target, "target_class": int(classes[row]),
-                      "pred": int(pred[i])}
-            record.update({name: _round(values[row]) for name, values in curves.items()})
-            records.append(record)
+    for spec in dict.fromkeys(spec for spec, _ in jobs):
+        pending: dict[tuple[int, ...], list[str]] = {}  # the images still to do -> the targets that need them
+        for target in (t for s, t in jobs if s == spec):
+            todo = tuple(i for i, s in enumerate(samples) if (s.key, spec.label, target) not in done)
+            if todo:
+                pending.setdefault(todo, []).append(target)
+        for todo, targets in pending.items():  # usually one group: every target of the same images
+            sub = batch.subset(list(todo))
+            classes = {t: (sub.labels if t == "gt" else pred[list(todo)]).clone() for t in targets}
+            maps = explain_targets(clip, sub, [zs.weights[:, classes[t]].T for t in targets], spec.name,
+                                   **spec.options)
+            for target, target_maps in zip(targets, maps):
+                curves = deletion_insertion(zs, sub, target_maps, classes[target], clean[list(todo)])
+                if causal:
+                    curves.update(causal_curves(zs, sub, target_maps, classes[target]))
+                for row, i in enumerate(todo):
+                    record = {"image": samples[i].key, "label": samples[i].label, "class": names[samples[i].label],
+                              "method": spec.label, "target": target, "target_class": int(classes[target][row]),
+                              "pred": int(pred[i])}
+                    record.update({name: _round(values[row]) for name, values in curves.items()})
+                    records.append(record)
     return records
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..capture import Record
 from ..models.clip import Clip
 from ..models.towers import (
     run_blocks,
@@ -30,21 +29,13 @@ from ..models.towers import (
 )
 from .common import cosine, text_keep, text_pass, token_grid, vision_pass, vision_trunk
 from .registry import MethodOutput, register_image, register_text
+from .shared_image import grad_eclip_shared
+from .shared_text import grad_eclip_text_shared
 from .single_head import single_head_block
+from .spatial_weight import faithful_lambda, minmax, qk_cosine, weighted_values
 
 MODES = ("faithful", "paper")
 QK_SCOPES = ("head", "width")
-
-
-def minmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Min-max to [0, 1] along ``dim``."""
-    lo, hi = x.amin(dim=dim, keepdim=True), x.amax(dim=dim, keepdim=True)
-    return (x - lo) / (hi - lo).clamp_min(1e-12)
-
-
-def qk_cosine(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """cos(q, k_i) for one query [..., d] against keys [..., N, d] -> [..., N]."""
-    return (F.normalize(q, dim=-1).unsqueeze(-2) * F.normalize(k, dim=-1)).sum(-1)
 
 
 def _check(mode: str, qk: str) -> None:
@@ -52,41 +43,6 @@ def _check(mode: str, qk: str) -> None:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if qk not in QK_SCOPES:
         raise ValueError(f"qk must be one of {QK_SCOPES}, got {qk!r}")
-
-
-def weighted_values(w: torch.Tensor, v: torch.Tensor, lam: torch.Tensor | None, heads: int) -> torch.Tensor:
-    """sum_c w_c v[i, c] lambda_i -> [B, N].
-
-    w [B, D]; v [B, N, D]; lam None (no spatial weight), [B, N] (one per token) or [B, H, N] (per head).
-    """
-    wv = w.unsqueeze(1) * v  # [B, N, D]
-    if lam is None:
-        return wv.sum(-1)
-    if lam.ndim == 2:
-        return (wv * lam.unsqueeze(-1)).sum(-1)
-    b, n, d = wv.shape
-    per_head = wv.reshape(b, n, heads, d // heads).sum(-1)  # [B, N, H]
-    return (per_head * lam.transpose(1, 2)).sum(-1)
-
-
-def faithful_lambda(record: Record, query: torch.Tensor, keys: slice | torch.Tensor, qk: str) -> torch.Tensor:
-    """Spatial weight of the faithful mode, min-maxed over the chosen key positions.
-
-    ``query`` indexes one row per batch item ([B] long tensor); ``keys`` selects key positions (a slice,
-    or a [B, N] boolean mask of valid keys whose other positions get weight 0).
-    """
-    q, k, _ = record.qkv()
-    rows = torch.arange(q.shape[0], device=q.device)
-    if qk == "width":
-        cos = qk_cosine(q[rows, query], k)  # [B, N]
-    else:
-        cos = qk_cosine(record.split_heads(q)[rows, :, query], record.split_heads(k))  # [B, H, N]
-    if isinstance(keys, slice):
-        return minmax(cos[..., keys])
-    mask = keys if cos.ndim == 2 else keys.unsqueeze(1)
-    lo = cos.masked_fill(~mask, float("inf")).amin(-1, keepdim=True)
-    hi = cos.masked_fill(~mask, float("-inf")).amax(-1, keepdim=True)
-    return ((cos - lo) / (hi - lo).clamp_min(1e-12)).masked_fill(~mask, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------- image
@@ -156,10 +112,20 @@ def image_terms(
     return ImageTerms(grad[:, 0].float().detach(), v[:, 1:].detach(), lam, heads, score.detach(), grid)
 
 
-@register_image("grad_eclip", cost="1 fwd + 1 bwd (to the last block)")
+@register_image("grad_eclip", cost="1 fwd + 1 bwd (to the last block); texts sharing an image share both")
 def grad_eclip_image(clip: Clip, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor,
-                     **options) -> MethodOutput:
-    """Grad-ECLIP image maps [B, h, w] for pairs (pixels[index[b]], targets[b]); options as `image_terms`."""
+                     shared: bool | None = None, **options) -> MethodOutput:
+    """Grad-ECLIP image maps [B, h, w] for pairs (pixels[index[b]], targets[b]); options as `image_terms`.
+
+    ``shared``: one forward pass and one Jacobian per image however many texts it has (`shared_image`),
+    instead of a forward and backward pass per pair. The default takes it whenever two pairs share an
+    image; both routes give the same maps and scores.
+    """
+    _check(options.get("mode", "faithful"), options.get("qk", "head"))
+    if shared is None:
+        shared = len(index) > len(torch.unique(index))
+    if shared:
+        return grad_eclip_shared(clip, pixels, targets, index, **options)
     terms = image_terms(clip, pixels, targets, index, **options)
     return MethodOutput(terms.emap(), terms.score)
 
@@ -174,9 +140,18 @@ def grad_eclip_text(
     spatial_weight: bool = True,
     qk: str = "head",
     n_layers: int = 8,
+    shared: bool | None = None,
 ) -> MethodOutput:
-    """Grad-ECLIP word weights [B, L] (0 outside tokens 1 .. eos-1, each row summing to 1)."""
+    """Grad-ECLIP word weights [B, L] (0 outside tokens 1 .. eos-1, each row summing to 1).
+
+    ``shared``: one pass per distinct text however many images it is explained against (`shared_text`);
+    the default takes it whenever two pairs share a text. Both routes give the same weights and scores.
+    """
     _check(mode, qk)
+    if shared is None:
+        shared = len(ids) > len(torch.unique(ids, dim=0))
+    if shared:
+        return grad_eclip_text_shared(clip, ids, targets, mode, spatial_weight, qk, n_layers)
     n = min(n_layers, len(clip.text_tower.blocks))
     eos = ids.argmax(dim=-1)
     rows = torch.arange(ids.shape[0], device=ids.device)
