@@ -165,7 +165,7 @@ def explain_text(
 
     ``image`` is a PIL image, a path, or an image embedding [E]; or several (a list, or embeddings
     [I, E]), paired with the texts as in `explain`: one text per image, or one side shared. One text
-    against many images runs the text once (Grad-ECLIP's shared route). A single image and a single
+    against ten images or more runs the text once (Grad-ECLIP's shared route). A single image and a single
     text give one `TextExplanation`, anything else a list, one per pair.
     """
     info = lookup(TEXT_METHODS, method, "text")

@@ -81,7 +81,7 @@ def test_an_image_given_twice_is_run_once(tiny, images, monkeypatch):
     assert prepared == [2] and len(exp.scores) == 3
 
 
-def test_readout_reproduces_the_embedding(tiny, images):
+def test_readout_reproduces_the_embedding(tiny, images, monkeypatch):
     from gradeclip_lib.capture import Capture
     from gradeclip_lib.images import prepare
     from gradeclip_lib.methods.common import image_embeddings, vision_trunk
@@ -99,6 +99,14 @@ def test_readout_reproduces_the_embedding(tiny, images):
         nudge = torch.randn(cap.records[0].out[:, 0].shape, generator=torch.Generator().manual_seed(0))
         changed = readout(cap.records[0].out[:, 0] + nudge)
     assert not torch.allclose(changed, image_embeddings(tiny, pixels))  # the class token's output matters
+
+    # the class-token shortcut (ln_post and proj of one token) equals the model's own pooling of every
+    # token, which the readout takes when the model pools otherwise (an attention pool, here the identity)
+    monkeypatch.setattr(tiny.visual, "attn_pool", torch.nn.Identity())
+    monkeypatch.setattr(tiny.visual, "attn_pool_contrastive", None, raising=False)
+    general = class_token_readout(tiny, x, tokens)
+    with torch.no_grad():
+        torch.testing.assert_close(general(cap.records[0].out[:, 0] + nudge), changed)
 
 
 def test_per_image_matmul_against_a_loop():
@@ -156,17 +164,21 @@ def test_explain_text_against_many_images(tiny, images):
     assert isinstance(single, gl.TextExplanation)
 
 
-def test_the_text_route_is_taken_only_when_images_share_a_text(tiny, images, monkeypatch):
+def test_the_text_route_is_taken_when_enough_images_share_a_text(tiny, images, monkeypatch):
     calls = []
     from gradeclip_lib.methods import shared_text
 
     original = shared_text.grad_eclip_text_shared
     monkeypatch.setattr("gradeclip_lib.methods.grad_eclip.grad_eclip_text_shared",
                         lambda clip, ids, *a, **k: calls.append(len(ids)) or original(clip, ids, *a, **k))
+    from gradeclip_lib.methods.grad_eclip import SHARED_TEXT_FROM
+
     gl.explain_text(tiny, images[0], TEXTS[:2])  # one image, two different texts
+    embeddings = tiny.encode_image(images)
+    gl.explain_text(tiny, embeddings[[0, 1, 2] * 3][: SHARED_TEXT_FROM - 1], TEXTS[0])  # too few to pay
     assert calls == []
-    gl.explain_text(tiny, images, TEXTS[0])
-    assert calls == [3]
+    gl.explain_text(tiny, embeddings[[0, 1, 2] * 4][:SHARED_TEXT_FROM], TEXTS[0])
+    assert calls == [SHARED_TEXT_FROM]  # one call for every pair; it runs the one text once
 
 
 # ------------------------------------------------------------------------------ prompt maps and atlas
@@ -193,8 +205,13 @@ def test_class_atlas_ranks_classes_and_regions(tiny, images):
     maps = atlas.explanation.upsampled(normalized=False)
     box = (0, 0, 20, 28)  # top-left quarter of the 40 x 56 image
     shares = maps[:, :20, :28].flatten(1).sum(1) / maps.flatten(1).sum(1)
-    ranked = atlas.region(box, k=5)
-    assert [n for n, _ in ranked] == [names[i] for i in shares.argsort(descending=True).tolist()]
-    assert ranked[0][1] == pytest.approx(float(shares.max()), rel=1e-5)
+    for criterion, score in (("share", shares), ("weighted share", shares * atlas.probs),
+                             ("mass", maps[:, :20, :28].flatten(1).sum(1))):
+        ranked = atlas.region(box, k=5, criterion=criterion)
+        assert [n for n, _ in ranked] == [names[i] for i in score.argsort(descending=True).tolist()]
+        assert ranked[0][1] == pytest.approx(float(score.max()), rel=1e-5)
+    assert atlas.region(box)[0] == atlas.region(box, criterion="weighted share")[0]
+    with pytest.raises(ValueError, match="criterion"):
+        atlas.region(box, criterion="best")
     with pytest.raises(ValueError, match="region"):
         atlas.region(torch.ones(10, 10, dtype=torch.bool))

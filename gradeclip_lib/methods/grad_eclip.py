@@ -131,27 +131,13 @@ def grad_eclip_image(clip: Clip, pixels: torch.Tensor, targets: torch.Tensor, in
 
 
 # ---------------------------------------------------------------------------------------------- text
-@register_text("grad_eclip", cost="1 fwd + 1 bwd (to the last n blocks)")
-def grad_eclip_text(
-    clip: Clip,
-    ids: torch.Tensor,
-    targets: torch.Tensor,
-    mode: str = "faithful",
-    spatial_weight: bool = True,
-    qk: str = "head",
-    n_layers: int = 8,
-    shared: bool | None = None,
-) -> MethodOutput:
-    """Grad-ECLIP word weights [B, L] (0 outside tokens 1 .. eos-1, each row summing to 1).
+SHARED_TEXT_FROM = 10  # images per text from which the shared text route is the default (measured)
 
-    ``shared``: one pass per distinct text however many images it is explained against (`shared_text`);
-    the default takes it whenever two pairs share a text. Both routes give the same weights and scores.
-    """
-    _check(mode, qk)
-    if shared is None:
-        shared = len(ids) > len(torch.unique(ids, dim=0))
-    if shared:
-        return grad_eclip_text_shared(clip, ids, targets, mode, spatial_weight, qk, n_layers)
+def text_evidence(clip: Clip, ids: torch.Tensor, targets: torch.Tensor, mode: str = "faithful",
+                  spatial_weight: bool = True, qk: str = "head", n_layers: int = 8
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each token's signed evidence sum_l sum_c w_c v[i, c] lambda_i over the last ``n_layers`` text
+    blocks [B, L] (before the ReLU and the normalisation of the word weights), and the scores [B]."""
     n = min(n_layers, len(clip.text_tower.blocks))
     eos = ids.argmax(dim=-1)
     rows = torch.arange(ids.shape[0], device=ids.device)
@@ -181,6 +167,34 @@ def grad_eclip_text(
         for step, grad in zip(steps, grads):
             lam = minmax(qk_cosine(step.q_out[rows, eos].float(), step.k_out.float())) if spatial_weight else None
             total += weighted_values(grad[rows, eos].float(), step.v.float(), lam, 1)
+    return total, score
+
+
+@register_text("grad_eclip", cost="1 fwd + 1 bwd (to the last n blocks)")
+def grad_eclip_text(
+    clip: Clip,
+    ids: torch.Tensor,
+    targets: torch.Tensor,
+    mode: str = "faithful",
+    spatial_weight: bool = True,
+    qk: str = "head",
+    n_layers: int = 8,
+    shared: bool | None = None,
+) -> MethodOutput:
+    """Grad-ECLIP word weights [B, L] (0 outside tokens 1 .. eos-1, each row summing to 1).
+
+    ``shared``: one pass per distinct text however many images it is explained against (`shared_text`);
+    the default takes it when a text is explained against at least ``SHARED_TEXT_FROM`` images, where it
+    starts to pay (BENCHMARKS.md: its Jacobian costs about ten backward passes of the text). Both routes
+    give the same weights and scores.
+    """
+    _check(mode, qk)
+    if shared is None:
+        _, counts = torch.unique(ids, dim=0, return_counts=True)
+        shared = int(counts.max()) >= SHARED_TEXT_FROM
+    if shared:
+        return grad_eclip_text_shared(clip, ids, targets, mode, spatial_weight, qk, n_layers)
+    total, score = text_evidence(clip, ids, targets, mode, spatial_weight, qk, n_layers)
     weights = F.relu(total) * text_keep(ids)
     weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-12)
     return MethodOutput(weights.detach(), score.detach())

@@ -32,13 +32,17 @@ def class_token_readout(clip: Clip, x_in: torch.Tensor, tokens: torch.Tensor) ->
     [B, D], everything else held at its value: the last block's residual and MLP on the class token
     (``x_in``: the block's input tokens), then the model's own pooling of ``tokens`` (the block's output,
     whose class row is replaced) and projection. Patch tokens do not depend on the class token's output."""
-    block = clip.vision_blocks[-1]
+    block, visual = clip.vision_blocks[-1], clip.visual
     x_cls, rest = x_in[:, 0], tokens[:, 1:]
+    class_token_only = getattr(visual, "attn_pool", None) is None and getattr(visual, "pool_type", "tok") == "tok"
 
     def embedding(out_cls: torch.Tensor) -> torch.Tensor:
         y = x_cls + block.ls_1(out_cls)
         y = y + block.ls_2(block.mlp(block.ln_2(y)))
-        return vision_embedding(clip.visual, torch.cat([y[:, None], rest], dim=1))
+        if class_token_only:  # the usual CLIP: ln_post and proj of the class token alone, not of every token
+            y = visual.ln_post(y)
+            return y @ visual.proj if visual.proj is not None else y
+        return vision_embedding(visual, torch.cat([y[:, None], rest], dim=1))
 
     return embedding
 

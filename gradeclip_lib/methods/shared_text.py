@@ -31,16 +31,17 @@ def _row_attention(block, x: torch.Tensor, keys: torch.Tensor, values: torch.Ten
     ``values`` [B, L, D] of the other tokens (``visible`` [B, L]: those it may attend to) and its own."""
     attn = block.attn
     q, k, v = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-    keys = torch.cat([keys, k[:, None]], dim=1)  # its own key and value last
-    values = torch.cat([values, v[:, None]], dim=1)
-    allowed = torch.cat([visible, visible.new_ones(len(x), 1)], dim=1)
     b, n, d = keys.shape
-    qh = q.reshape(b, heads, 1, d // heads)
-    kh = keys.reshape(b, n, heads, d // heads).transpose(1, 2)
-    vh = values.reshape(b, n, heads, d // heads).transpose(1, 2)
-    logits = (qh @ kh.transpose(-1, -2)) / math.sqrt(d // heads)
-    logits = logits.masked_fill(~allowed[:, None, None, :], float("-inf"))
-    o = (logits.softmax(-1) @ vh).reshape(b, d)
+    hd = d // heads
+    qh = q.reshape(b, heads, 1, hd)
+    kh = keys.reshape(b, n, heads, hd).transpose(1, 2)  # fixed: kept apart from the row's own key, so that
+    vh = values.reshape(b, n, heads, hd).transpose(1, 2)  # the backward pass never forms their gradients
+    logits = (qh @ kh.transpose(-1, -2)).squeeze(2) / math.sqrt(hd)  # [B, heads, L]
+    logits = logits.masked_fill(~visible[:, None, :], float("-inf"))
+    own = (q * k).reshape(b, heads, 1, hd).sum(-1) / math.sqrt(hd)  # [B, heads, 1]
+    p = torch.cat([logits, own], dim=-1).softmax(-1)
+    o = (p[:, :, None, :n] @ vh).squeeze(2) + p[:, :, n:] * v.reshape(b, heads, hd)
+    o = o.reshape(b, d)
     return F.linear(o, attn.out_proj.weight, attn.out_proj.bias)
 
 

@@ -15,6 +15,8 @@ from ..images import ImageInput
 from ..models.clip import Clip
 from .maps import prompt_maps
 
+CRITERIA = ("weighted share", "share", "mass")
+
 
 @dataclass
 class Atlas:
@@ -28,10 +30,18 @@ class Atlas:
         """The k most probable classes, best first."""
         return self.probs.topk(min(k, len(self.names))).indices.tolist()
 
-    def region(self, region: np.ndarray | torch.Tensor | tuple[int, int, int, int], k: int = 5
-               ) -> list[tuple[str, float]]:
-        """The k classes whose maps put the largest share of their mass inside ``region`` (a boolean mask
-        at the image's size, or a box (top, left, bottom, right) in pixels), with that share."""
+    def region(self, region: np.ndarray | torch.Tensor | tuple[int, int, int, int], k: int = 5,
+               criterion: str = "weighted share") -> list[tuple[str, float]]:
+        """The k classes that best explain ``region`` (a boolean mask at the image's size, or a box (top,
+        left, bottom, right) in pixels), best first, with their scores. ``criterion``:
+
+        - ``"share"``: the share of the class's map mass inside the region;
+        - ``"mass"``: the map mass inside the region (the region's first-order contribution to the score);
+        - ``"weighted share"`` (default): the share times the class's zero-shot probability, so that a
+          class the image does not show cannot win on a map that happens to sit in the region.
+        """
+        if criterion not in CRITERIA:
+            raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
         height, width = self.explanation.image_sizes[0]
         if isinstance(region, tuple):
             top, left, bottom, right = region
@@ -42,9 +52,11 @@ class Atlas:
         if tuple(mask.shape) != (height, width):
             raise ValueError(f"a region of {tuple(mask.shape)} for an image of {(height, width)}")
         maps = self.explanation.upsampled(normalized=False)  # [C, H, W]
-        share = (maps * mask).flatten(1).sum(1) / maps.flatten(1).sum(1).clamp_min(1e-12)
-        best = share.topk(min(k, len(self.names))).indices.tolist()
-        return [(self.names[c], float(share[c])) for c in best]
+        inside = (maps * mask).flatten(1).sum(1)
+        share = inside / maps.flatten(1).sum(1).clamp_min(1e-12)
+        score = {"share": share, "mass": inside, "weighted share": share * self.probs}[criterion]
+        best = score.topk(min(k, len(self.names))).indices.tolist()
+        return [(self.names[c], float(score[c])) for c in best]
 
 
 def class_atlas(clip: Clip, image: ImageInput, names: Sequence[str] | None = None,

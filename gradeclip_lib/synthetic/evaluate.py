@@ -81,6 +81,26 @@ def localisation(clip: Clip, method: str = "grad_eclip", n_objects: int = 4, n: 
     return {"pointing": torch.cat(hits), "energy": torch.cat(energy)}
 
 
+def region_search_hits(clip: Clip, n: int = 100, n_objects: int = 4, seed: int = 60_000,
+                       criteria: Sequence[str] = ("weighted share",)) -> dict[str, torch.Tensor]:
+    """For every object of ``n`` fresh scenes and each criterion of `Atlas.region`: is the object's
+    phrase, among the 30 prompts, the one that best explains the object's bounding box? (bool [n *
+    n_objects] per criterion; chance 1/30). The atlas's region search, with known answers."""
+    from ..prompts import class_atlas
+
+    scenes = make_scenes(n, seed=seed, n_objects=n_objects, size=image_size(clip))
+    classifier = clip.encode_text(PROMPTS).T
+    hits: dict[str, list[bool]] = {c: [] for c in criteria}
+    for scene in scenes:  # one forward pass per scene; the 30 maps come from it
+        atlas = class_atlas(clip, scene.image, PROMPTS, classifier=classifier)
+        for obj in scene.objects:
+            ys, xs = obj.mask.nonzero()
+            box = (int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1)
+            for criterion in criteria:
+                hits[criterion].append(atlas.region(box, k=1, criterion=criterion)[0][0] == obj.phrase)
+    return {c: torch.tensor(h) for c, h in hits.items()}
+
+
 def training_checks(clip: Clip, seed: int = 0, n: int = 300) -> dict[str, float]:
     """What a training run records at each evaluation, on scenes of its own seeds (10 000, 20 000 and
     50 000 + the run's seed, none of them the book's): zero-shot accuracy, binding, and the pointing game
