@@ -1,0 +1,62 @@
+"""Chapter 1 (CLIP and its attention): the class token's attention over the patches, from q and k."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..attention import attention_maps
+from ..images import ImageInput, prepare
+from ..methods.common import vision_pass
+from ..models.clip import Clip
+from .checking import check_tensor
+
+
+@dataclass
+class QueriesKeys:
+    """The last block's queries and keys per head, [H, N + 1, d] each (token 0 is the class token,
+    then the patches row by row), and the patch grid (h, w)."""
+
+    q: torch.Tensor
+    k: torch.Tensor
+    grid: tuple[int, int]
+
+
+@torch.no_grad()
+def last_block_qk(clip: Clip, image: ImageInput) -> QueriesKeys:
+    """The queries and keys of the image tower's last block for one image (keep-size input)."""
+    pixels, _ = prepare([image], clip.patch_size, clip.mean, clip.std)
+    batch = pixels[0][None].to(clip.device, clip.dtype)
+    run = vision_pass(clip, batch, torch.zeros(1, dtype=torch.long, device=clip.device), first=-1, grad=False)
+    record = run.records[-1]
+    q, k, _ = (record.split_heads(t)[0].cpu() for t in record.qkv())
+    return QueriesKeys(q, k, run.grid)
+
+
+def check_attention(answer: object, qk: QueriesKeys, clip: Clip, image: ImageInput) -> None:
+    """The class token's attention to each patch, one map per head [H, h, w], as `gl.attention_maps`."""
+    expected = attention_maps(clip, image)[0, -1]
+    logits = qk.q @ qk.k.transpose(-1, -2)  # [H, N+1, N+1]
+    scale = math.sqrt(qk.q.shape[-1])
+    h, w = qk.grid
+
+    def grid(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(-1, h, w)
+
+    mistakes = {
+        "Divide the logits by sqrt(d), the width of one head, before the softmax.":
+            lambda: grid(logits.softmax(-1)[:, 0, 1:]),
+        "The softmax runs over all N + 1 keys, the class token's own key included; drop the class "
+        "token's column only after it.": lambda: grid((logits / scale)[:, 0, 1:].softmax(-1)),
+        "The softmax runs over the keys (the last axis), not over the queries.":
+            lambda: grid((logits / scale).softmax(-2)[:, 0, 1:]),
+        "That is the attention every patch pays to the class token (column 0); you want the class "
+        "token's own row (row 0).": lambda: grid((logits / scale).softmax(-1)[:, 1:, 0]),
+        "Drop the class token's own column (token 0): keep the N patches, laid out on the grid.":
+            lambda: (logits / scale).softmax(-1)[:, 0],
+        "Keep one map per head: do not average the heads.":
+            lambda: grid((logits / scale).softmax(-1)[:, 0, 1:]).mean(0),
+    }
+    check_tensor(answer, expected, "The attention maps", mistakes)

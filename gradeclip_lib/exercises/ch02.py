@@ -1,0 +1,74 @@
+"""Chapter 2 (Grad-ECLIP on images): a map from its three terms, as the authors' code computes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..explain import explain, grad_eclip_terms
+from ..images import ImageInput, prepare
+from ..methods.common import vision_trunk
+from ..methods.single_head import single_head_block
+from ..methods.spatial_weight import minmax, qk_cosine
+from ..models.clip import Clip
+from .checking import as_float_tensor, call, check_tensor, close
+
+
+@dataclass
+class MapTerms:
+    """Grad-ECLIP's raw terms for one image and one text (``mode="paper"``): channel weights ``w`` [D],
+    values ``v`` [N, D] of the N patches, and ``cosine`` [N + 1], the cosine between the class token's
+    query and every key (token 0 is the class token itself), before any min-max; ``grid`` (h, w)."""
+
+    w: torch.Tensor
+    v: torch.Tensor
+    cosine: torch.Tensor
+    grid: tuple[int, int]
+
+
+def map_terms(clip: Clip, image: ImageInput, text: str) -> MapTerms:
+    """The terms of `MapTerms` from the library's own forward and backward pass."""
+    terms = grad_eclip_terms(clip, image, text, mode="paper", spatial_weight=False)
+    pixels, _ = prepare([image], clip.patch_size, clip.mean, clip.std)
+    batch = pixels[0][None].to(clip.device, clip.dtype)
+    blocks = clip.vision_blocks
+    with torch.no_grad():
+        x = vision_trunk(clip, batch, torch.zeros(1, dtype=torch.long, device=clip.device), len(blocks) - 1)
+        _, step = single_head_block(blocks[-1], x)
+        cosine = qk_cosine(step.q_out[0, 0].float(), step.k_out[0].float())
+    return MapTerms(terms.w[0].cpu(), terms.v[0].float().cpu(), cosine.cpu(), terms.grid)
+
+
+def check_map(grad_eclip_map: Callable, terms: MapTerms, clip: Clip, image: ImageInput, text: str) -> None:
+    """``grad_eclip_map(w, v, cosine, grid)`` must give the map [h, w] of ``text`` on ``image`` that
+    ``gl.explain(..., mode="paper")`` gives, and must not depend on the class token's own cosine."""
+    expected = explain(clip, image, text, mode="paper").maps[0]
+    evidence = terms.v @ terms.w  # [N]
+    lam = minmax(terms.cosine[1:])
+
+    def grid(t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(terms.grid)
+
+    mistakes = {
+        "Apply the ReLU last: negative evidence is set to zero.": lambda: grid(evidence * lam),
+        "Min-max the cosine to [0, 1] over the patches before using it as the spatial weight.":
+            lambda: grid(F.relu(evidence * terms.cosine[1:])),
+        "Min-max over the patches only (tokens 1 to N): the class token's own cosine must not set the "
+        "range.": lambda: grid(F.relu(evidence * minmax(terms.cosine)[1:])),
+        "The ReLU comes after the sum over channels, not on each channel's product.":
+            lambda: grid(F.relu(terms.v * terms.w).sum(-1) * lam),
+        "Multiply by the spatial weight lambda (the min-maxed cosine).": lambda: grid(F.relu(evidence)),
+        "Sum over the channels (the last axis of v), one value per patch.":
+            lambda: F.relu(terms.v * terms.w[None]).sum(0),
+    }
+    check_tensor(call(grad_eclip_map, terms.w, terms.v, terms.cosine, terms.grid), expected, "Your map", mistakes)
+    for shift in (1.0, -1.0):  # the class token's cosine above, then below, every patch's
+        cosine = terms.cosine.clone()
+        cosine[0] = (cosine.max() if shift > 0 else cosine.min()) + shift
+        moved = as_float_tensor(call(grad_eclip_map, terms.w, terms.v, cosine, terms.grid), "Your map")
+        if not close(moved.reshape(expected.shape), expected.float()):
+            raise AssertionError("Your map: right here, but it changes when the class token's own cosine "
+                                 "(token 0) changes. Min-max over the patches only (tokens 1 to N).")

@@ -1,0 +1,72 @@
+"""Chapter 3 (Grad-ECLIP on text): word weights from each token's evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..explain import explain_text, image_target
+from ..images import ImageInput
+from ..methods.grad_eclip import text_evidence
+from ..models.clip import Clip
+from .checking import as_float_tensor, call, check_tensor, close
+
+
+@dataclass
+class WordEvidence:
+    """One text's tokens and their signed evidence (Grad-ECLIP before the ReLU), positions 0 .. eos:
+    ``tokens[0]`` is the start token, ``tokens[-1]`` the end token, the word pieces lie between."""
+
+    tokens: list[str]
+    evidence: torch.Tensor
+
+
+def word_evidence(clip: Clip, image: ImageInput, text: str) -> WordEvidence:
+    """The evidence of every token of ``text`` for its cosine with ``image`` (faithful mode)."""
+    ids = clip.tokenize([text])
+    eos = int(ids[0].argmax())
+    with torch.enable_grad():
+        total, _ = text_evidence(clip, ids, image_target(clip, image)[None])
+    pieces = clip.decode_tokens(ids[0, 1:eos].tolist())
+    return WordEvidence(["<start>", *pieces, "<end>"], total[0, : eos + 1].detach().float().cpu())
+
+
+def check_word_weights(word_weights: Callable, words: WordEvidence, clip: Clip, image: ImageInput,
+                       text: str) -> None:
+    """``word_weights(evidence)`` must give one weight per word piece (start and end tokens left out),
+    summing to 1, as `gl.explain_text`; also on evidence of its own where the start and end tokens, or
+    some word pieces, carry large positive, or negative, evidence."""
+    expected = explain_text(clip, image, text).scores
+    e = words.evidence
+    pieces = e[1:-1]
+
+    def share(t: torch.Tensor) -> torch.Tensor:
+        return t / t.sum().clamp_min(1e-12)
+
+    mistakes = {
+        "Set negative evidence to zero (ReLU) before normalising.": lambda: pieces / pieces.sum(),
+        "Normalise over the word pieces only: leave the start and end tokens out of the sum.":
+            lambda: F.relu(pieces) / F.relu(e).sum().clamp_min(1e-12),
+        "Normalise so that the weights sum to 1 (divide by their sum, not their maximum).":
+            lambda: F.relu(pieces) / F.relu(pieces).max().clamp_min(1e-12),
+        "The weights come from the ReLU and a sum, not from a softmax.": lambda: pieces.softmax(-1),
+        "One weight per word piece: leave out the start token (position 0) and the end token (the last).":
+            lambda: share(F.relu(e)),
+    }
+    check_tensor(call(word_weights, e), expected, "Your word weights", mistakes)
+    big = float(e.abs().max()) * 3
+    ends = e.clone()
+    ends[0] = ends[-1] = big
+    signs = e.clone()
+    signs[1] = -big  # a word piece with strong negative evidence
+    signs[2] = big
+    cases = {"start and end tokens with large positive evidence": ends,
+             "a word piece with strong negative evidence": signs}
+    for what, evidence in cases.items():
+        got = as_float_tensor(call(word_weights, evidence), "Your word weights")
+        if not close(got.flatten(), share(F.relu(evidence[1:-1]))):
+            raise AssertionError(f"Your word weights: right here, but not on evidence with {what}. "
+                                 "Keep the word pieces only (1 to eos - 1), ReLU, then divide by their sum.")

@@ -1,0 +1,44 @@
+"""Chapter 5 (the alternatives): telling a text-blind method from a text-aware one by experiment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .checking import require_answer
+
+# what each method's map is computed from: the image alone (False) or the image and the text (True)
+TEXT_AWARE = {
+    "self_attention": False,
+    "rollout": False,
+    "grad_eclip": True,
+    "game": True,
+    "grad_cam": True,
+    "mask_clip": True,
+    "clip_surgery": True,
+}
+
+
+def check_text_awareness(is_text_aware: Callable[[str], bool]) -> None:
+    """``is_text_aware(method) -> bool`` must find, by running the method, which methods' maps change
+    with the text; it is called once for each method of `TEXT_AWARE`."""
+    answers = {}
+    for method in TEXT_AWARE:
+        try:
+            answer = is_text_aware(method)
+        except Exception as err:  # the student's code: say where it broke
+            raise AssertionError(f"Your is_text_aware raised {type(err).__name__} on {method!r}: {err}") from err
+        require_answer(answer)
+        answers[method] = bool(answer)
+    wrong = [m for m in TEXT_AWARE if answers[m] != TEXT_AWARE[m]]
+    if not wrong:
+        return
+    if all(answers.values()):
+        raise AssertionError("Your test finds every method text-aware. Compare the *maps* of two prompts on "
+                             "the same image, normalised to the same scale: the scores change with any "
+                             "text, and self_attention's map never sees the text.")
+    if not any(answers.values()):
+        raise AssertionError("Your test finds every method text-blind. Explain two *different* phrases (the "
+                             "two objects of a scene, say) and compare their maps; a threshold of exactly "
+                             "0 may also be too strict for float maps: allow a small tolerance.")
+    raise AssertionError(f"Your test gets {', '.join(wrong)} wrong. Look at what the map of each is computed "
+                         "from, and at how large a difference your test calls a change.")
