@@ -12,6 +12,7 @@ from .errors import (
     GradEclipError,
     ImageError,
     TextTooLongError,
+    UnknownWordError,
     UnsupportedModelError,
     WeightsUnavailableError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "TEXT_METHODS",
     "TextExplanation",
     "TextTooLongError",
+    "UnknownWordError",
     "UnsupportedModelError",
     "attention_maps",
     "book",

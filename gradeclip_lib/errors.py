@@ -19,6 +19,10 @@ class TextTooLongError(GradEclipError, ValueError):
     """A text does not fit in the model's context (77 tokens for CLIP)."""
 
 
+class UnknownWordError(GradEclipError, ValueError):
+    """A text uses words that a word-level model (ShapesWorld's) never saw in training."""
+
+
 class UnsupportedModelError(GradEclipError, TypeError):
     """The model is not an open_clip CLIP with a ViT image tower and standard attention blocks."""
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.transforms import InterpolationMode, Normalize, Resize, ToTensor
 
 from .errors import ImageError
@@ -14,17 +15,38 @@ from .errors import ImageError
 ImageInput = Image.Image | str | os.PathLike | torch.Tensor
 
 
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB as a viewer shows it. PIL's own ``convert("RGB")`` clips 16- and 32-bit grey levels at
+    255 (a 16-bit PNG comes out almost white) and drops transparency (transparent pixels show whatever
+    colour they store): here deep images are scaled to 8 bits and transparent ones laid on white. A
+    photo's EXIF orientation is applied, as viewers do (PIL alone reads a portrait photo sideways)."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = float(values.max()) if values.size else 0.0
+        if image.mode == "F":
+            scale = 255.0 if top <= 1.0 else 1.0  # floats in [0, 1], or already in [0, 255]
+        else:
+            scale = 1.0 if top <= 255 else 255.0 / 65535 if top <= 65535 else 255.0 / (2**32 - 1)
+        grey = np.clip(np.rint(values * scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    return image.convert("RGB")
+
+
 def load_image(image: Image.Image | str | os.PathLike) -> Image.Image:
-    """An RGB PIL image from a PIL image or a file path; unreadable files raise `ImageError`."""
+    """An RGB PIL image from a PIL image or a file path (`to_rgb`); unreadable files raise `ImageError`."""
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
+        return to_rgb(image)
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
         if not os.path.exists(path):
             raise ImageError(f"no image at {path!r}: check the path (relative paths start at {os.getcwd()!r}).")
         try:
             with Image.open(path) as im:
-                return im.convert("RGB")
+                return to_rgb(im)
         except (UnidentifiedImageError, OSError) as err:
             raise ImageError(
                 f"could not read {path!r} as an image ({err}); give a JPEG, PNG or another format PIL reads."

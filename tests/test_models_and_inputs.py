@@ -137,3 +137,60 @@ def test_dtype_names():
     assert loading.as_dtype("bf16") is torch.bfloat16
     with pytest.raises(ValueError, match="unknown dtype"):
         loading.as_dtype("fp8")
+
+
+def test_deep_and_transparent_images_read_as_a_viewer_shows_them(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from gradeclip_lib.images import load_image
+
+    ramp = (np.arange(64 * 48, dtype=np.uint32).reshape(48, 64) * 21).astype(np.uint16)  # 0 .. 64 491
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode.startswith("I")  # PIL reads it as 16-bit grey
+    assert np.asarray(Image.open(path).convert("RGB")).mean() > 250  # what PIL alone would give
+    grey = np.asarray(load_image(path))[..., 0].astype(float)
+    np.testing.assert_allclose(grey, np.rint(ramp.astype(float) * 255 / 65535), atol=0.5)
+    assert grey.mean() == pytest.approx(ramp.mean() * 255 / 65535, abs=1)
+
+    floats = Image.fromarray(np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(48, 64), mode="F")
+    assert np.asarray(load_image(floats))[-1, -1, 0] == 255 and np.asarray(load_image(floats))[0, 0, 0] == 0
+
+    rgba = np.zeros((8, 8, 4), dtype=np.uint8)
+    rgba[..., 0] = 200  # red stored everywhere, visible only where alpha is set
+    rgba[:4, :, 3] = 255
+    rgb = np.asarray(load_image(Image.fromarray(rgba, mode="RGBA")))
+    assert (rgb[:4] == [200, 0, 0]).all() and (rgb[4:] == 255).all()  # transparent shows as white
+
+
+def test_shapes_words_outside_the_vocabulary_are_refused():
+    from gradeclip_lib.synthetic import WordTokenizer
+
+    tokenizer = WordTokenizer()
+    with pytest.raises(gl.UnknownWordError, match="'elephant'.*knows only these words"):
+        tokenizer("a purple elephant")
+    assert tokenizer("a purple star").shape == (1, 32)
+    lenient = WordTokenizer(unknown="unk")
+    assert lenient.encode("a purple elephant")[-1] == 1  # <unk>
+    clip = gl.load_clip("shapes")
+    with pytest.raises(gl.UnknownWordError):
+        gl.explain(clip, gl.synthetic.make_scenes(1, size=64)[0].image, "a purple elephant")
+
+
+def test_a_photo_is_read_upright_whatever_its_exif_orientation(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from gradeclip_lib.images import load_image
+
+    pixels = np.zeros((30, 60, 3), dtype=np.uint8)
+    pixels[:, :10] = 255  # a white band on the left of the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    path = tmp_path / "portrait.jpg"
+    Image.fromarray(pixels).save(path, exif=exif.tobytes(), quality=95)
+    assert Image.open(path).size == (60, 30)  # PIL alone: landscape, as stored
+    shown = np.asarray(load_image(path))
+    assert shown.shape[:2] == (60, 30)  # upright: portrait
+    assert shown[:10].mean() > 200 and shown[20:].mean() < 50  # the band is now on top

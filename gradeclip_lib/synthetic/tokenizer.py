@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..errors import UnknownWordError
 from .scenes import COLOURS, SHAPES, TEMPLATES
 
 _WORD = re.compile(r"[a-z]+")
@@ -24,7 +25,10 @@ def vocabulary() -> list[str]:
 class WordTokenizer:
     """Lower-cased words to ids: <pad>=0, <unk>=1, the vocabulary, <start>, <end> (the largest id)."""
 
-    def __init__(self, words: Sequence[str] | None = None, context_length: int = 32) -> None:
+    def __init__(self, words: Sequence[str] | None = None, context_length: int = 32, unknown: str = "error") -> None:
+        if unknown not in ("error", "unk"):
+            raise ValueError(f"unknown must be 'error' or 'unk', got {unknown!r}")
+        self.unknown = unknown
         self.words = ["<pad>", "<unk>", *(words or vocabulary()), "<start>", "<end>"]
         self.ids = {w: i for i, w in enumerate(self.words)}
         self.context_length = context_length
@@ -35,8 +39,18 @@ class WordTokenizer:
         return len(self.words)
 
     def encode(self, text: str) -> list[int]:
-        """Word ids without start and end tokens; unknown words map to <unk>."""
-        return [self.ids.get(w, 1) for w in _WORD.findall(text.lower())]
+        """Word ids without start and end tokens. A word outside the vocabulary raises `UnknownWordError`
+        (the model would read it as <unk> and be explained without a word of warning), unless the
+        tokenizer was made with ``unknown="unk"``."""
+        words = _WORD.findall(text.lower())
+        missing = [w for w in words if w not in self.ids]
+        if missing and self.unknown == "error":
+            known = ", ".join(w for w in self.words if not w.startswith("<"))
+            raise UnknownWordError(
+                f"{text!r}: this model never saw {', '.join(repr(w) for w in dict.fromkeys(missing))}. "
+                f"It knows only these words: {known}."
+            )
+        return [self.ids.get(w, 1) for w in words]
 
     def decode(self, ids: Sequence[int]) -> str:
         return " ".join(self.words[int(i)] for i in ids)
