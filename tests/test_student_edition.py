@@ -77,6 +77,8 @@ def test_the_student_edition_has_no_solution_and_failing_checks(tmp_path):
                 assert cell.outputs == [] and cell.execution_count is None
         checks = [c for c in student.cells if "check" in c.metadata.get("tags", [])]
         assert checks and all("raises-exception" in c.metadata["tags"] for c in checks)
+        quizzes = [c for c in student.cells if "display_quiz(" in c.source]
+        assert quizzes and all("remove-input" not in c.metadata.get("tags", []) for c in quizzes)
         assert len(student.cells) < len(teacher.cells)
 
 

@@ -3,7 +3,8 @@
     python tools/student_edition.py OUT [--expect-failures]
 
 Removes every gated solution (the cells from a ``{solution-start}`` marker to its ``{solution-end}``,
-both included) and every cell tagged ``solution``, clears all outputs, and tags each self-check cell
+both included) and every cell tagged ``solution``, clears all outputs, shows the quiz cells' code (the
+edition's HTML is not executed, so a quiz shows only once a student runs it), and tags each self-check cell
 (tag ``check``) ``raises-exception``: in the student's copy a check fails until the exercise is done.
 Then it checks that no line of any removed solution is left. ``--expect-failures`` also stores, in
 each check cell, the error it must raise on an untouched starter (``AssertionError``, "No answer
@@ -53,6 +54,9 @@ def strip(nb, expect_failures: bool = False) -> tuple[object, list[str]]:
             continue
         cell.outputs, cell.execution_count = [], None
         tags = cell.metadata.get("tags", [])
+        if "display_quiz(" in cell.source and "remove-input" in tags:
+            # the student edition's HTML is not executed: show the call, which a student runs in Jupyter
+            cell.metadata["tags"] = tags = [t for t in tags if t != "remove-input"]
         if "check" in tags:
             cell.metadata["tags"] = [*tags, "raises-exception"]
             if expect_failures:
