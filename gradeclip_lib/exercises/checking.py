@@ -19,7 +19,8 @@ def require_answer(answer: object) -> None:
 def call(fn: Callable, *args):
     """The student's function on ``args`` (copies of tensors); an error in it becomes a failed check
     that says where it broke."""
-    if fn is None or fn is Ellipsis or not callable(fn):
+    require_answer(fn)
+    if not callable(fn):
         raise AssertionError(NOT_ANSWERED)
     copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
     try:
@@ -52,10 +53,9 @@ def check_tensor(answer: object, expected: torch.Tensor, what: str,
     mistake it equals (``mistakes``: hint -> the result that mistake gives), or say how it differs."""
     got = as_float_tensor(answer, what)
     expected = expected.detach().float().cpu()
-    if got.shape != expected.shape and got.numel() == expected.numel() and got.ndim > 1:
+    if got.shape != expected.shape and (got.ndim > 1 and got.numel() == expected.numel()
+                                        or got.squeeze().shape == expected.squeeze().shape):
         got = got.reshape(expected.shape)  # the same values laid out flat (row by row) are right too
-    elif got.shape != expected.shape and got.squeeze().shape == expected.squeeze().shape:
-        got = got.reshape(expected.shape)
     if close(got, expected, rtol):
         return
     for hint, wrong in (mistakes or {}).items():
