@@ -18,6 +18,7 @@ from .errors import (
 )
 from .explain import explain, explain_text, grad_eclip_terms
 from .explanation import Explanation, TextExplanation
+from .export import save_figure
 from .methods import IMAGE_METHODS, TEXT_METHODS
 from .models import Clip, load_clip
 from .prompts import class_atlas, prompt_maps
@@ -53,6 +54,7 @@ __all__ = [
     "grad_eclip_terms",
     "load_clip",
     "prompt_maps",
+    "save_figure",
     "plotting",
     "samples",
 ]

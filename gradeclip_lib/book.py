@@ -6,12 +6,14 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 
 import torch
 
 from .errors import WeightsUnavailableError
 from .models import Clip, load_clip
 from .models.loading import split_name
+from .outputs import Rich
 
 DEFAULT_MODEL = "ViT-B-16-quickgelu:openai"
 
@@ -56,18 +58,25 @@ def book_model(spec: str | None = None, device: str | None = None) -> Clip:
             clip = load_clip(name, pretrained=None, device=device)
         finally:
             logging.disable(logging.NOTSET)
-        _display_html(_BOX.format(title="Random weights", body=random_weights_notice(spec, html.escape(reason))))
+        body = random_weights_notice(spec, html.escape(reason))
+        _display_box(_BOX.format(title="Random weights", body=body), f"> **Random weights.** {_markdown(body)}")
         return clip
 
 
-def _display_html(text: str) -> None:
+def _markdown(html_text: str) -> str:
+    """The notice's few tags as Markdown (for the PDF, which does not render HTML)."""
+    text = re.sub(r"</?code>", "`", html_text)
+    return re.sub(r"</?b>", "**", text)
+
+
+def _display_box(html_text: str, markdown: str) -> None:
     try:
         from IPython import get_ipython
-        from IPython.display import HTML, display
+        from IPython.display import display
     except ImportError:
         return
     if get_ipython() is not None:
-        display(HTML(text))
+        display(Rich(html_text, markdown))
 
 
 def check() -> bool:
@@ -81,3 +90,21 @@ def check() -> bool:
         return False
     print(f"The book uses {clip}.")
     return True
+
+
+QUIZ_NOTE = "*This quiz is interactive: take it in the web version of the book, or run the chapter in Jupyter.*"
+
+
+def quiz(path: str) -> None:
+    """A chapter's quiz (jupyterquiz, answered in the page). The PDF cannot run it, so each of its
+    outputs also carries Markdown: a line that says where to take the quiz, in place of the quiz."""
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+    from jupyterquiz import display_quiz
+
+    with capture_output(stdout=False, stderr=False) as captured:
+        display_quiz(path)
+    for i, output in enumerate(captured.outputs):
+        data = dict(output.data)
+        data["text/markdown"] = QUIZ_NOTE if i == 0 else "<!-- the quiz's script: nothing to print -->"
+        display(data, raw=True, metadata=output.metadata)

@@ -1,4 +1,4 @@
-"""Command line: ``python -m gradeclip_lib {explain, evaluate, bench, model-check} --help``."""
+"""Command line: ``python -m gradeclip_lib {explain, evaluate, prepare-imagenet, bench, model-check} --help``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from .errors import GradEclipError
 def _explain(args: argparse.Namespace) -> int:
     from . import explain
     from .book import model_spec
+    from .export import RASTER, figure_format, save_figure
     from .models import load_clip
-    from .plotting import overlay, pil
+    from .plotting import overlay, show_map
 
     spec = args.model or model_spec()
     clip = load_clip(spec, pretrained=None) if args.random_weights else load_clip(spec, device=args.device)
@@ -21,9 +22,23 @@ def _explain(args: argparse.Namespace) -> int:
     exp = explain(clip, args.image, args.text, method=args.method, mode=args.mode)
     print(f"{clip}\ncos(image, {args.text!r}) = {float(exp.scores[0]):.4f}; map {tuple(exp.maps[0].shape)}")
     if args.out:
-        pil(overlay(args.image, exp.maps[0])).save(args.out)
+        if figure_format(args.out) in RASTER:  # the overlay pixel for pixel, at the image's size
+            save_figure(overlay(args.image, exp.maps[0]), args.out, dpi=args.dpi)
+        else:  # a vector page: the overlay with the text as its title
+            save_figure(show_map(args.image, exp.maps[0], args.text), args.out, dpi=args.dpi)
         print(f"overlay written to {args.out}")
     return 0
+
+
+def _figure_path(text: str) -> str:
+    """argparse type of ``--out`` for figures: a wrong extension is a usage error, before any model loads."""
+    from .export import figure_format
+
+    try:
+        figure_format(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -76,11 +91,23 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_check(_args: argparse.Namespace) -> int:
+def _prepare_imagenet(args: argparse.Namespace) -> int:
+    from .evaluation.prepare import prepare_imagenet
+
+    report = prepare_imagenet(args.source, args.labels, args.out, move=args.move, progress=True)
+    print(f"{report.total} images in {args.out} ({report.written} written now, {report.present} already there)")
+    if report.unlabelled:
+        print(f"{len(report.unlabelled)} file(s) of {args.source} have no label and were left out "
+              f"(e.g. {report.unlabelled[0]})", file=sys.stderr)
+    print(f"next: python -m gradeclip_lib evaluate --data {args.out} --out results/imagenet_val.jsonl ...")
+    return 0
+
+
+def _model_check(args: argparse.Namespace) -> int:
     from .book import check
 
-    check()
-    return 0
+    found = check()
+    return 1 if args.require_weights and not found else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="NAME[:TAG] (default $GRADECLIP_MODEL or the book's model)")
     p.add_argument("--random-weights", action="store_true", help="use the architecture with random weights")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=None, help="PNG file for the overlay")
+    p.add_argument("--out", default=None, type=_figure_path,
+                   help="save the overlay: .png or .jpg (the image's size), .svg or .pdf (with the text as title)")
+    p.add_argument("--dpi", type=int, default=150, help="resolution of the saved file (default 150)")
     p.set_defaults(run=_explain)
 
     p = verbs.add_parser("bench", help="Grad-ECLIP throughput on this machine (ViT-B/16, random weights)")
@@ -144,7 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "~/.cache/gradeclip)")
     p.set_defaults(run=_evaluate)
 
+    p = verbs.add_parser("prepare-imagenet", help="sort the ImageNet validation images into wnid folders",
+                         description="Sort ILSVRC 2012 validation images into DIR/<wnid>/ (what valprep.sh "
+                         "did). Nothing is downloaded; a rerun resumes where a stopped run ended.")
+    p.add_argument("source", help="ILSVRC2012_img_val.tar, or a folder of ILSVRC2012_val_*.JPEG (e.g. Kaggle's "
+                   "ILSVRC/Data/CLS-LOC/val)")
+    p.add_argument("--labels", required=True, help="the devkit (ILSVRC2012_devkit_t12.tar.gz or its folder), "
+                   "valprep.sh, Kaggle's LOC_val_solution.csv, or one wnid per line in image order")
+    p.add_argument("--out", required=True, help="the folder to write DIR/<wnid>/<image> into")
+    p.add_argument("--move", action="store_true", help="move the images of a source folder instead of copying")
+    p.set_defaults(run=_prepare_imagenet)
+
     p = verbs.add_parser("model-check", help="say which model the book will use, and warn if random")
+    p.add_argument("--require-weights", action="store_true",
+                   help="exit with status 1 if the weights are not available (for a publishing build)")
     p.set_defaults(run=_model_check)
     return parser
 

@@ -1,8 +1,11 @@
-"""Pictures of explanations: heat maps over images, side-by-side panels, word importance as colour."""
+"""Pictures of explanations: heat maps over images, side-by-side panels, word importance as colour.
+
+Every function that draws takes ``save="figure.png"`` (or ``.svg``, ``.pdf``) and ``dpi=``; see `export`."""
 
 from __future__ import annotations
 
 import html
+import os
 import textwrap
 from collections.abc import Mapping, Sequence
 
@@ -14,7 +17,9 @@ from matplotlib import colormaps
 from PIL import Image
 
 from .explanation import TextExplanation
+from .export import DPI, figure_format, save_figure, saveable
 from .images import ImageInput, load_image
+from .outputs import Rich, Table
 
 CMAP = "jet"
 
@@ -32,6 +37,7 @@ def _fit(emap: torch.Tensor | np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return m.clamp(0, 1).numpy()
 
 
+@saveable
 def overlay(image: ImageInput, emap, alpha: float = 0.5, cmap: str = CMAP, fade: bool = False) -> np.ndarray:
     """The image blended with a coloured heat map of ``emap`` (any grid size): uint8 [H, W, 3].
 
@@ -45,6 +51,7 @@ def overlay(image: ImageInput, emap, alpha: float = 0.5, cmap: str = CMAP, fade:
     return np.clip(img * (1 - a) + heat * a, 0, 255).astype(np.uint8)
 
 
+@saveable
 def show_map(image: ImageInput, emap, title: str | None = None, ax=None, alpha: float = 0.5,
              outline: np.ndarray | None = None, fade: bool = False):
     """Draw one heat map over its image on ``ax`` (a new figure if None), with the boolean mask
@@ -61,6 +68,7 @@ def show_map(image: ImageInput, emap, title: str | None = None, ax=None, alpha: 
     return ax
 
 
+@saveable
 def show_panels(
     image: ImageInput,
     maps: Mapping[str, torch.Tensor | np.ndarray],
@@ -89,6 +97,7 @@ def show_panels(
     return fig
 
 
+@saveable
 def show_grid(images: Sequence[ImageInput], maps: Sequence, titles: Sequence[str] | None = None,
               cols: int = 4, size: float = 2.6, outlines: Sequence[np.ndarray | None] | None = None,
               fade: bool = False, alpha: float = 0.5):
@@ -130,17 +139,44 @@ def words_html(words: TextExplanation | Sequence[TextExplanation]) -> str:
     return "\n".join(lines)
 
 
-def show_words(words: TextExplanation | Sequence[TextExplanation]):
-    """Display word importance as coloured HTML in a notebook."""
-    from IPython.display import HTML, display
+def words_markdown(words: TextExplanation | Sequence[TextExplanation]) -> str:
+    """The word weights as text for the PDF: each piece with its weight, the heaviest in bold."""
+    items = [words] if isinstance(words, TextExplanation) else list(words)
+    lines = []
+    for w in items:
+        top = float(w.scores.max()) if len(w.scores) else 0.0
+        pieces = [f"**{t}** ({s:.2f})" if s == top and top > 0 else f"{t} ({s:.2f})"
+                  for t, s in zip(w.tokens, w.scores.tolist())]
+        lines.append(" ".join(pieces) + f" — cos = {w.score:.3f}")
+    return "\n\n".join(lines)
 
-    display(HTML(words_html(words)))
+
+def show_words(words: TextExplanation | Sequence[TextExplanation], save: str | os.PathLike | None = None,
+               dpi: int = DPI) -> None:
+    """Display word importance as coloured HTML in a notebook; ``save`` writes its static version
+    (`words_figure`) to a PNG, SVG or PDF file."""
+    from IPython.display import display
+
+    if save is not None:
+        figure_format(save)
+    display(Rich(words_html(words), words_markdown(words)))
+    if save is not None:
+        fig = words_figure(words)
+        save_figure(fig, save, dpi=dpi)
+        plt.close(fig)
 
 
+@saveable
 def words_figure(words: TextExplanation | Sequence[TextExplanation], width: float = 8.0):
     """A static (printable) version of `words_html`: coloured boxes behind each word piece."""
     items = [words] if isinstance(words, TextExplanation) else list(words)
     fig, ax = plt.subplots(figsize=(width, 0.45 * len(items) + 0.2))
+    _draw_words(ax, items)
+    return fig
+
+
+def _draw_words(ax, items: Sequence[TextExplanation]) -> None:
+    fig = ax.figure
     ax.set_axis_off()
     ax.set_xlim(0, 1)
     ax.set_ylim(len(items), 0)
@@ -156,6 +192,57 @@ def words_figure(words: TextExplanation | Sequence[TextExplanation], width: floa
             box = t.get_window_extent(renderer=renderer).transformed(ax.transData.inverted())
             x = box.x1 + 0.012
         ax.text(x + 0.01, row + 0.5, f"cos = {w.score:.3f}", va="center", fontsize=9, color="#777")
+
+
+def cloud_weights(words: TextExplanation) -> dict[str, float]:
+    """Word piece -> its total weight in the text (a piece that occurs twice adds up), pieces without
+    positive weight left out: what the word cloud sizes its words by."""
+    totals: dict[str, float] = {}
+    for token, s in zip(words.tokens, words.scores.tolist()):
+        if s > 0 and token.strip():
+            totals[token.strip()] = totals.get(token.strip(), 0.0) + s
+    return totals
+
+
+def make_cloud(words: TextExplanation, width: int = 640, height: int = 320, seed: int = 0, cmap: str = "Reds"):
+    """A `wordcloud.WordCloud` laid out from `cloud_weights`: font size grows with a word's weight, and
+    its colour follows the same scale as `words_html` (the darkest red is the heaviest word)."""
+    try:
+        from wordcloud import WordCloud
+    except ImportError as err:  # pinned in requirements.txt; say how to get it rather than fail obscurely
+        raise ImportError("word clouds need the 'wordcloud' package: pip install -r requirements.txt") from err
+    weights = cloud_weights(words)
+    if not weights:
+        raise ValueError(f"no word of {words.text!r} has a positive weight: nothing to draw")
+    top = max(weights.values())
+
+    def colour(word, **_):
+        return _colour(weights[word] / top, cmap)
+
+    cloud = WordCloud(width=width, height=height, background_color="white", random_state=seed, prefer_horizontal=1.0,
+                      color_func=colour, collocations=False, normalize_plurals=False, min_font_size=6)
+    return cloud.generate_from_frequencies(weights)
+
+
+@saveable
+def word_cloud(words: TextExplanation, ax=None, width: int = 640, height: int = 320, seed: int = 0):
+    """The text explanation as a word cloud (see `make_cloud`) on ``ax`` (a new figure if None); returns
+    the axes. Pieces that occur twice are summed; the ones with no positive weight are not drawn."""
+    cloud = make_cloud(words, width, height, seed)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(width / 100, height / 100))
+    ax.imshow(cloud.to_array(), interpolation="bilinear")
+    ax.set_axis_off()
+    return ax
+
+
+@saveable
+def show_words_and_cloud(words: TextExplanation, width: float = 10.0):
+    """The coloured word pieces beside their word cloud, in one figure; returns the figure."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(width, width * 0.25), width_ratios=(1, 1))
+    _draw_words(left, [words])
+    word_cloud(words, ax=right)
+    fig.tight_layout()
     return fig
 
 
@@ -164,6 +251,7 @@ def pil(array: np.ndarray) -> Image.Image:
     return Image.fromarray(array)
 
 
+@saveable
 def show_patch_grid(image: ImageInput, patch: int, size: tuple[int, int] | None = None, ax=None):
     """The image as the model sees it in keep-size mode: resized to patch multiples, with the patch grid."""
     from .images import keep_size_shape
@@ -183,6 +271,7 @@ def show_patch_grid(image: ImageInput, patch: int, size: tuple[int, int] | None 
     return ax
 
 
+@saveable
 def show_heads(image: ImageInput, maps: torch.Tensor, titles: Sequence[str] | None = None, cols: int = 6,
                size: float = 2.2):
     """One overlay per head (or per layer) from maps [K, h, w]; returns the figure."""
@@ -198,6 +287,7 @@ def show_heads(image: ImageInput, maps: torch.Tensor, titles: Sequence[str] | No
     return fig
 
 
+@saveable
 def plot_curve(values: Sequence[float] | torch.Tensor, xlabel: str, ylabel: str, title: str | None = None,
                ax=None, **style):
     """A labelled line plot (layer-wise statistics, sorted weights); returns the axes."""
@@ -213,6 +303,7 @@ def plot_curve(values: Sequence[float] | torch.Tensor, xlabel: str, ylabel: str,
     return ax
 
 
+@saveable
 def show_terms(image: ImageInput, terms, title: str = ""):
     """Grad-ECLIP's factors in a 2 x 2 figure: the image, the signed gradient x value, the spatial
     weight, and the final map (their product after the ReLU) over the image; returns the figure."""
@@ -239,6 +330,7 @@ def show_terms(image: ImageInput, terms, title: str = ""):
     return fig
 
 
+@saveable
 def show_similarity(sims: torch.Tensor, rows: Sequence[str], cols: Sequence[str], title: str | None = None):
     """A table of cosine similarities [len(rows), len(cols)] as an annotated heat map; returns the figure."""
     sims = torch.as_tensor(sims).float().cpu()
@@ -257,6 +349,7 @@ def show_similarity(sims: torch.Tensor, rows: Sequence[str], cols: Sequence[str]
     return fig
 
 
+@saveable
 def show_scenes(scenes, cols: int = 4, size: float = 2.4, masks: bool = False):
     """ShapesWorld scenes with their captions (and, with ``masks``, each object's mask outlined)."""
     rows = (len(scenes) + cols - 1) // cols
@@ -279,6 +372,7 @@ HISTORY_CURVES = {"zero_shot": ("zero-shot accuracy", "o"), "binding": ("binding
                   "pointing_attention": ("pointing game, raw attention (4 objects)", "v")}
 
 
+@saveable
 def plot_history(history: Mapping):
     """Training curves of a ShapesWorld run: the contrastive loss, and what was measured at each
     evaluation (zero-shot accuracy; binding and pointing game in runs that recorded them)."""
@@ -300,6 +394,7 @@ def plot_history(history: Mapping):
     return fig
 
 
+@saveable
 def plot_rates(rows: Sequence[Mapping], x: str = "objects", y: str = "rate", group: str = "method",
                xlabel: str = "objects in the scene", ylabel: str = "pointing game", ax=None):
     """Rates with their intervals (``low``, ``high`` keys) against ``x``, one line per ``group``, slightly
@@ -327,6 +422,7 @@ def _objects(count) -> str:
     return f"{count} object" + ("" if count == 1 else "s")
 
 
+@saveable
 def plot_method_rates(rows: Sequence[Mapping], group: str = "objects", y: str = "rate",
                       label=_objects, xlabel: str = "pointing game", ax=None):
     """One row per method (best on the last group at the top), the rate of each ``group`` (e.g. object
@@ -355,10 +451,6 @@ def plot_method_rates(rows: Sequence[Mapping], group: str = "objects", y: str = 
 
 
 def table_html(rows: Sequence[Sequence], columns: Sequence[str], digits: int = 3) -> str:
-    """A small HTML table (numbers rounded), for results computed in a chapter."""
-    def cell(v):
-        return f"{v:.{digits}f}" if isinstance(v, float) else html.escape(str(v))
-
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    """A small HTML table (numbers rounded), for results computed in a chapter; `Table` also prints as
+    Markdown in the PDF."""
+    return Table(rows, columns, digits)._repr_html_()

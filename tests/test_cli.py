@@ -31,7 +31,7 @@ def test_explain_offline_says_what_to_do(images, tmp_path, capsys, monkeypatch):
 
 
 def test_every_verb_has_help(capsys):
-    for verb in ("explain", "evaluate", "bench", "model-check"):
+    for verb in ("explain", "evaluate", "prepare-imagenet", "bench", "model-check"):
         with pytest.raises(SystemExit) as exit_:
             main([verb, "--help"])
         assert exit_.value.code == 0
@@ -61,3 +61,28 @@ def test_prompts_report_gives_prompts_per_second_and_forward_passes():
     assert "3.33e+03" in text and "1.5" in text  # prompts/s and forwards of the shared route
     assert "ratio shared / per prompt at 1000 prompts: 200.0x faster" in text
     assert "text: ratio shared / per image at 100 images: 20.0x faster" in text
+
+
+@pytest.mark.parametrize("name, magic", [("o.svg", b"<?xml"), ("o.pdf", b"%PDF"), ("o.jpg", b"\xff\xd8")])
+def test_explain_out_follows_the_extension(images, tmp_path, name, magic):
+    src, out = tmp_path / "in.png", tmp_path / name
+    images[2].save(src)
+    assert main(["explain", str(src), "a red circle", "--model", "ViT-B-32-quickgelu", "--random-weights",
+                 "--out", str(out)]) == 0
+    assert out.read_bytes().startswith(magic)
+    if name.endswith(".jpg"):
+        assert Image.open(out).size == images[2].size
+    if name.endswith(".svg"):
+        assert "a red circle" in out.read_text()  # the title is drawn (matplotlib names it in a comment)
+
+
+def test_explain_refuses_an_unknown_extension_before_loading(tmp_path, capsys, monkeypatch):
+    import gradeclip_lib.models as models
+
+    monkeypatch.setattr(models, "load_clip", lambda *a, **k: pytest.fail("the model was loaded"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["explain", "in.png", "a cat", "--out", str(tmp_path / "map.tiff")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "map.tiff" in err and ".png" in err and ".svg" in err and ".pdf" in err
+    assert not (tmp_path / "map.tiff").exists()

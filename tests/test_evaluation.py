@@ -190,6 +190,39 @@ def test_auc_on_known_curves():
         auc([1.0] * 10)
 
 
+def loop_efficiency(curve, full, level=0.9):
+    """The first crossing of level * full, walked checkpoint by checkpoint (the plain reading)."""
+    xs = [k / 20 for k in range(11)]
+    goal = level * full
+    for k, y in enumerate(curve):
+        if y >= goal:
+            if k == 0:
+                return 0.0
+            return xs[k - 1] + (xs[k] - xs[k - 1]) * (goal - curve[k - 1]) / (y - curve[k - 1])
+    return float("nan")
+
+
+def test_insertion_efficiency_on_known_curves_and_against_a_loop():
+    from gradeclip_lib.evaluation.curves import insertion_efficiency, median_share
+
+    line = [2 * k / 20 for k in range(11)]  # y = 2x: 0.9 of 1.0 is reached at x = 0.45
+    assert float(insertion_efficiency(line, 1.0)) == pytest.approx(0.45)
+    assert float(insertion_efficiency(line, 0.5)) == pytest.approx(0.225)
+    assert float(insertion_efficiency([0.95] * 11, 1.0)) == 0.0  # black already scores enough
+    assert insertion_efficiency([0.1] * 11, 1.0).isnan()  # never within 50 %
+    gen = torch.Generator().manual_seed(0)
+    curves = torch.rand(200, 11, generator=gen)  # not monotone: the first crossing counts
+    full = torch.rand(200, generator=gen) * 1.2
+    got = insertion_efficiency(curves, full)
+    want = torch.tensor([loop_efficiency(c.double().tolist(), float(f)) for c, f in zip(curves, full)],
+                        dtype=torch.float64)
+    torch.testing.assert_close(got, want, equal_nan=True)
+    assert 0 < int(got.isnan().sum()) < 200
+    assert median_share(torch.tensor([0.1, float("nan"), 0.3])) == pytest.approx(0.3)
+    assert median_share(torch.tensor([0.1, 0.2, 0.3, 0.5])) == pytest.approx(0.25)
+    assert median_share(torch.tensor([0.1, float("nan"), float("nan")])) == float("inf")
+
+
 # ----------------------------------------------------------------- data
 def make_folder(root: Path, classes: dict[str, int], size=(40, 52)) -> Path:
     for i, (name, count) in enumerate(classes.items()):
@@ -335,6 +368,11 @@ def test_grad_eclip_beats_the_random_floor_on_shapes_from_the_command_line(shape
     assert rows["grad_eclip"]["images"] == rows["random"]["images"] == 40
     assert rows["grad_eclip"]["deletion_top1_auc"] < rows["random"]["deletion_top1_auc"]
     assert rows["grad_eclip"]["insertion_top1_auc"] > rows["random"]["insertion_top1_auc"]
+    for r in read_records(out):  # each record carries its own insertion efficiency (None: not by 50 %)
+        want = loop_efficiency(r["insertion_prob"], r["deletion_prob"][0])
+        assert (r["insertion_eff"] is None) if want != want else r["insertion_eff"] == pytest.approx(want, abs=1e-5)
+    reach = {m: r["insertion_eff_reached"] for m, r in rows.items()}
+    assert reach["grad_eclip"] > reach["random"]  # more images get 90 % of their probability back by 50 %
 
 
 def test_the_random_floor_gives_an_image_the_same_map_in_any_batch(shapes_folder, tmp_path):
@@ -408,6 +446,19 @@ def test_checkpoint_frames_and_mean_curves_plot(batch_inputs):
     np.testing.assert_allclose(lines["random"], [0.9] * 11)
 
 
+def test_efficiency_plot_is_the_share_of_images_back_at_each_x():
+    from gradeclip_lib.evaluation.plots import plot_efficiency
+
+    line = [k / 10 for k in range(11)]  # y = 2x: 90 % of 1.0 at x = 0.45, of 0.5 at 0.225
+    records = [{"method": "a", "insertion_prob": line, "deletion_prob": [full] * 11} for full in (1.0, 0.5)]
+    records.append({"method": "a", "insertion_prob": [0.0] * 11, "deletion_prob": [1.0] * 11})  # never
+    fig = plot_efficiency(records)
+    (curve,) = fig.axes[0].lines
+    x, y = curve.get_xdata(), curve.get_ydata()
+    assert y[x < 22].max() == 0 and y[(x > 23) & (x < 44)].min() == pytest.approx(1 / 3)
+    assert y[x > 46].min() == pytest.approx(2 / 3) and y.max() == pytest.approx(2 / 3)
+
+
 def test_results_file_gets_a_sidecar_naming_model_and_machine(shapes_folder, tmp_path):
     from gradeclip_lib.evaluation import evaluate_folder
     from gradeclip_lib.evaluation.run import meta_file
@@ -464,6 +515,15 @@ def test_summary_tables_from_records():
     assert "0.150\u00a0±\u00a00.050" in html
     text = format_summary(list(rows.values()))
     assert text.splitlines()[0].split()[:3] == ["method", "target", "images"] and "0.1500" in text
+    # flat insertion curves at 0.8 and 0.6 against full probabilities 0.2 / 0.4 (a) and 0.1 (b)
+    assert rows["a"]["insertion_eff_median"] == 0.0 and rows["a"]["insertion_eff_reached"] == 1.0
+    slow = [dict(r, method="c", insertion_prob=[k / 20 for k in range(11)]) for r in records[:2]]
+    row = summary(slow)[0]  # y = x reaches 0.9 * 0.2 at 0.18 and 0.9 * 0.4 at 0.36: median 0.27
+    assert row["insertion_eff_median"] == pytest.approx(0.27) and row["insertion_eff_reached"] == 1.0
+    never = [dict(r, method="d", insertion_prob=[0.0] * 11) for r in records[:2]]
+    assert summary(never)[0]["insertion_eff_median"] == float("inf")
+    assert "&gt; 50\u00a0%" in summary_html(summary(never)) and "> 0.5" in format_summary(summary(never))
+    assert "27.0\u00a0%" in summary_html([row])
 
 
 def test_cli_rejects_unknown_methods_and_targets_before_loading_anything(tmp_path, capsys):
@@ -546,3 +606,19 @@ def test_explain_targets_gives_each_targets_maps(shapes_folder):
     for target, maps in zip(texts, both):
         for a, b in zip(maps, explain_batch(clip, batch, target, "grad_eclip", shared=False)):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-5 * float(b.abs().max()))
+
+
+def test_summary_table_columns_follow_the_chosen_metrics():
+    from gradeclip_lib.evaluation import summary_table
+
+    records = [{"image": i, "method": "m", "target": "gt", "causal_deletion": [0.5] * 9,
+                "causal_insertion": [0.5] * 9,
+                **{f"{mode}_{w}": [0.5] * 11 for mode in ("deletion", "insertion") for w in ("prob", "top1", "top5")}}
+               for i in "xy"]
+    full = summary_table(summary(records)).columns
+    assert full[3:] == ["deletion top-1 ↓", "insertion top-1 ↑", "deletion prob ↓", "insertion prob ↑",
+                        "RISE deletion ↓", "RISE insertion ↑", "pixels for 90\u00a0% ↓", "reach 90\u00a0%"]
+    narrow = summary_table(summary(records), metrics=("prob", "causal")).columns
+    assert narrow[3:] == ["deletion prob ↓", "insertion prob ↑", "RISE deletion ↓", "RISE insertion ↑"]
+    without = [{k: v for k, v in r.items() if not k.startswith("causal")} for r in records]
+    assert "RISE deletion ↓" not in summary_table(summary(without)).columns  # not measured: not shown

@@ -12,6 +12,7 @@ matplotlib.use("agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 import gradeclip_lib as gl  # noqa: E402
 from gradeclip_lib import plotting  # noqa: E402
@@ -184,3 +185,135 @@ def test_show_panels_wraps_into_rows_and_outlines_every_map(images):
     titled = [ax for ax in fig.axes if ax.get_title()]
     assert [ax.get_title() for ax in titled] == ["image", *maps]
     assert all(len(ax.collections) == 2 for ax in titled[1:]) and not titled[0].collections
+
+
+# ----------------------------------------------------------------- saving figures
+@pytest.fixture(autouse=True)
+def _close_figures():
+    import matplotlib.pyplot as plt
+
+    yield
+    plt.close("all")
+
+
+def _drawing_functions():
+    """Every public function of the plotting modules that draws (its name says so)."""
+    import inspect
+
+    from gradeclip_lib.evaluation import plots
+
+    for module in (plotting, plots):
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            if fn.__module__ == module.__name__ and (name.startswith(("show_", "plot_")) or name in (
+                    "overlay", "words_figure", "word_cloud")):
+                yield f"{module.__name__.rsplit('.', 1)[-1]}.{name}", fn
+
+
+def test_every_drawing_function_takes_save_and_dpi():
+    import inspect
+
+    found = dict(_drawing_functions())
+    assert len(found) >= 17
+    for name, fn in found.items():
+        params = inspect.signature(fn).parameters
+        assert "save" in params and "dpi" in params, name
+
+
+def _draw(kind, images):
+    if kind == "figure":
+        return lambda **kw: plotting.show_panels(images[0], {"a": torch.rand(4, 6)}, **kw)
+    if kind == "axes":
+        return lambda **kw: plotting.plot_curve([1, 3, 2], "x", "y", **kw)
+    return lambda **kw: plotting.overlay(images[2], torch.rand(3, 5), **kw)
+
+
+@pytest.mark.parametrize("kind", ["figure", "axes", "array"])
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".svg", b"<?xml"), (".pdf", b"%PDF")])
+def test_saved_files_follow_the_extension(images, tmp_path, kind, suffix, magic):
+    out = tmp_path / "sub" / f"fig{suffix}"
+    result = _draw(kind, images)(save=out)
+    assert out.read_bytes().startswith(magic)
+    if suffix == ".svg":
+        assert "<svg" in out.read_text()
+    if kind == "array":
+        assert isinstance(result, np.ndarray)  # the function still returns what it drew
+    if kind == "array" and suffix == ".png":
+        assert np.array_equal(np.asarray(Image.open(out)), result)  # pixel for pixel
+
+
+@pytest.mark.parametrize("kind", ["figure", "axes"])
+def test_png_resolution_follows_dpi(images, tmp_path, kind):
+    draw = _draw(kind, images)
+    low, high = tmp_path / "low.png", tmp_path / "high.png"
+    draw(save=low, dpi=60)
+    draw(save=high, dpi=180)
+    (w1, h1), (w2, h2) = Image.open(low).size, Image.open(high).size
+    assert abs(w2 - 3 * w1) <= 6 and abs(h2 - 3 * h1) <= 6
+
+
+def test_an_unknown_extension_fails_before_drawing(images, tmp_path):
+    import matplotlib.pyplot as plt
+
+    before = len(plt.get_fignums())
+    with pytest.raises(ValueError, match=r"\.png, .*\.svg, \.pdf"):
+        plotting.show_panels(images[0], {"a": torch.rand(4, 6)}, save=tmp_path / "fig.tif")
+    assert len(plt.get_fignums()) == before and not (tmp_path / "fig.tif").exists()
+    with pytest.raises(TypeError, match="figure"):
+        gl.save_figure("not a figure", tmp_path / "x.png")
+
+
+def test_word_cloud_sizes_words_by_their_summed_weight(tmp_path):
+    words = gl.TextExplanation("a red circle and a red square", ["a", "red", "circle", "and", "a", "red", "square"],
+                               torch.tensor([0.05, 0.2, 0.3, 0.0, 0.05, 0.15, 0.25]), 0.3)
+    weights = plotting.cloud_weights(words)
+    assert weights == pytest.approx({"a": 0.1, "red": 0.35, "circle": 0.3, "square": 0.25})  # 'and' has none
+    layout = plotting.make_cloud(words).layout_
+    size = {word: font for (word, _), font, *_ in layout}
+    assert set(size) == set(weights)
+    by_weight = sorted(weights, key=weights.get)
+    assert [size[w] for w in by_weight] == sorted(size[w] for w in by_weight)  # heavier, never smaller
+    assert size["red"] > size["a"]
+    colours = {word: colour for (word, _), *_, colour in layout}
+    assert colours["red"] == plotting._colour(1.0)  # the heaviest word: the darkest red of words_html
+    plotting.show_words_and_cloud(words, save=tmp_path / "cloud.pdf")
+    assert (tmp_path / "cloud.pdf").read_bytes().startswith(b"%PDF")
+    with pytest.raises(ValueError, match="positive weight"):
+        plotting.make_cloud(gl.TextExplanation("x", ["x"], torch.tensor([0.0]), 0.1))
+
+
+def test_show_words_saves_its_static_version(tmp_path):
+    words = gl.TextExplanation("a cat", ["a", "cat"], torch.tensor([0.2, 0.8]), 0.3)
+    plotting.show_words(words, save=tmp_path / "words.svg")
+    assert (tmp_path / "words.svg").read_bytes().startswith(b"<?xml")
+    with pytest.raises(ValueError, match="extension"):
+        plotting.show_words(words, save=tmp_path / "words.gif")
+
+
+def test_tables_read_as_html_markdown_and_text():
+    from gradeclip_lib.outputs import Table
+
+    table = Table([("a|b", 0.12345, 3), ("<c>", 1.0, 40)], ["method", "area", "n"], digits=2)
+    html = table._repr_html_()
+    assert "<th>method</th>" in html and "<td>&lt;c&gt;</td>" in html and "<td>0.12</td>" in html
+    md = table._repr_markdown_().splitlines()
+    assert md[0] == "| method | area | n |" and md[1] == "| --- | --- | --- |"
+    assert md[2] == "| a\\|b | 0.12 | 3 |"  # a pipe in a cell does not split it
+    wide = Table([("self_attention", "0.1\u00a0±\u00a00.2")], ["method", "area"])._repr_markdown_()
+    assert "self_\u200battention" in wide and "0.1 ± 0.2" in wide  # room to break in a PDF column
+    text = repr(table).splitlines()
+    assert text[0].split() == ["method", "area", "n"] and set(text[1]) == {"-"}
+    assert len({len(line) for line in text[2:]}) <= 2 and "1.00" in text[3]
+    assert plotting.table_html([(1.5,)], ["x"]) == Table([(1.5,)], ["x"])._repr_html_()
+
+
+def test_word_weights_have_a_form_for_the_pdf():
+    words = gl.TextExplanation("a cat", ["a", "cat"], torch.tensor([0.2, 0.8]), 0.3)
+    md = plotting.words_markdown(words)
+    assert md == "a (0.20) **cat** (0.80) — cos = 0.300"
+
+
+def test_the_random_weights_notice_reads_in_the_pdf():
+    from gradeclip_lib.book import _markdown, random_weights_notice
+
+    md = _markdown(random_weights_notice("ViT-B-16-quickgelu:openai", "offline"))
+    assert "`ViT-B-16-quickgelu:openai`" in md and "**random weights**" in md and "<" not in md

@@ -1,4 +1,5 @@
-"""Figures of the faithfulness chapter: the perturbed images at each checkpoint, and mean curves."""
+"""Figures of the faithfulness chapter: the perturbed images at each checkpoint, mean curves, and how
+many pixels each image needs to give back 90 % of its score."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from .curves import FRACTIONS, checkpoint_counts
+from ..export import saveable
+from .curves import EFFICIENCY_LEVEL, FRACTIONS, checkpoint_counts, insertion_efficiency
 from .perturb import perturbed, pixel_ranks
 
 
@@ -24,6 +26,7 @@ def checkpoint_frames(image: torch.Tensor, heat: torch.Tensor, mode: str, noise:
     return perturbed(images, ranks, counts, mode, substrate)
 
 
+@saveable
 def show_checkpoints(image: torch.Tensor, heat: torch.Tensor, noise: torch.Tensor, every: int = 2,
                      size: float = 1.5):
     """Deletion (top row) and insertion (bottom row) images at 0, 10, ... 50 % of the pixels."""
@@ -52,6 +55,7 @@ def mean_curves(records: Sequence[dict], name: str) -> dict[str, np.ndarray]:
     return {m: np.mean(np.asarray(v, dtype=float), axis=0) for m, v in groups.items()}
 
 
+@saveable
 def plot_curves(records: Sequence[dict], what: str = "top1", methods: Sequence[str] | None = None,
                 labels: dict[str, str] | None = None, highlight: Sequence[str] = ("grad_eclip",)):
     """Mean deletion and insertion curves of every method side by side; ``highlight`` drawn thicker."""
@@ -74,16 +78,69 @@ def plot_curves(records: Sequence[dict], what: str = "top1", methods: Sequence[s
     return fig
 
 
-def summary_html(rows: Sequence[dict], labels: dict[str, str] | None = None) -> str:
-    """The AUC summary as an HTML table, best deletion first, each AUC with its standard error."""
-    from ..plotting import table_html
+def efficiency_by_method(records: Sequence[dict]) -> dict[str, np.ndarray]:
+    """Method -> per-image insertion efficiency (share of pixels; NaN if not reached by 50 %)."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[r["method"]].append(r)
+    return {m: insertion_efficiency(torch.tensor([r["insertion_prob"] for r in rs]),
+                                    torch.tensor([r["deletion_prob"][0] for r in rs])).numpy()
+            for m, rs in groups.items()}
 
-    cols = [("deletion_top1", "deletion top-1 ↓"), ("insertion_top1", "insertion top-1 ↑"),
-            ("deletion_prob", "deletion prob ↓"), ("insertion_prob", "insertion prob ↑")]
-    if all("causal_deletion_auc" in r for r in rows):
-        cols += [("causal_deletion", "RISE deletion ↓"), ("causal_insertion", "RISE insertion ↑")]
+
+@saveable
+def plot_efficiency(records: Sequence[dict], methods: Sequence[str] | None = None,
+                    labels: dict[str, str] | None = None, highlight: Sequence[str] = ("grad_eclip",)):
+    """For each method, the share of images that have their probability 90 % back after inserting x % of
+    the pixels (a cumulative distribution of the per-image insertion efficiency; higher is better)."""
+    shares = efficiency_by_method(records)
+    x = np.linspace(0, 50, 201)
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    for m in methods or shares:
+        per_image = 100 * shares[m]
+        y = [(per_image <= v).mean() for v in x]  # NaN (never) compares False: never counted
+        style = {"lw": 2.6} if m in highlight else {"lw": 1.2, "alpha": 0.85}
+        if m == "random":
+            style = {"lw": 1.5, "color": "black", "ls": "--"}
+        ax.step(x, y, where="post", label=(labels or {}).get(m, m), **style)
+    ax.set_xlabel("pixels inserted (%)")
+    ax.set_ylabel(f"images with {100 * EFFICIENCY_LEVEL:.0f} % of\ntheir probability back")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+SUMMARY_COLUMNS = {
+    "top1": [("deletion_top1", "deletion top-1 ↓"), ("insertion_top1", "insertion top-1 ↑")],
+    "prob": [("deletion_prob", "deletion prob ↓"), ("insertion_prob", "insertion prob ↑")],
+    "causal": [("causal_deletion", "RISE deletion ↓"), ("causal_insertion", "RISE insertion ↑")],
+}
+
+
+def summary_table(rows: Sequence[dict], labels: dict[str, str] | None = None,
+                  metrics: Sequence[str] = ("top1", "prob", "causal", "efficiency")):
+    """The AUC summary as a `Table` (HTML on the page, Markdown in the PDF), best deletion first, each
+    AUC with its standard error; then the insertion efficiency (median share of pixels that gives back
+    90 % of the probability, and the share of images that get there within 50 %). ``metrics`` picks the
+    column groups ("top1", "prob", "causal" when measured, "efficiency"), to fit a page's width."""
+    from ..outputs import Table
+
+    cols = [c for m in metrics if m in SUMMARY_COLUMNS for c in SUMMARY_COLUMNS[m]
+            if not c[0].startswith("causal") or all(f"{c[0]}_auc" in r for r in rows)]
     body = []
     for r in sorted(rows, key=lambda r: r["deletion_top1_auc"]):
         cells = [f"{r[f'{k}_auc']:.3f}\u00a0±\u00a0{r[f'{k}_auc_se']:.3f}" for k, _ in cols]  # no-break spaces
+        if "efficiency" in metrics:
+            median = r["insertion_eff_median"]
+            cells += ["> 50\u00a0%" if median == float("inf") else f"{100 * median:.1f}\u00a0%",
+                      f"{100 * r['insertion_eff_reached']:.0f}\u00a0%"]
         body.append([(labels or {}).get(r["method"], r["method"]), r["target"], r["images"], *cells])
-    return table_html(body, ["method", "target", "images", *[h for _, h in cols]])
+    heads = [h for _, h in cols] + (["pixels for 90\u00a0% ↓", "reach 90\u00a0%"] if "efficiency" in metrics else [])
+    return Table(body, ["method", "target", "images", *heads])
+
+
+def summary_html(rows: Sequence[dict], labels: dict[str, str] | None = None) -> str:
+    """`summary_table` as HTML."""
+    return summary_table(rows, labels)._repr_html_()

@@ -79,16 +79,10 @@ def check_pointing_game(fn: Callable) -> None:
 
 
 def _swapped(maps: torch.Tensor, masks: torch.Tensor, tolerance: float) -> torch.Tensor:
-    """What a peak read as (column, row), or found with divmod by H instead of W, would score."""
-    h, w = maps.shape[-2:]
+    """What a peak found with divmod by H instead of W (row and column swapped) would score: the
+    library's pointing game on maps whose only peak is that misread position."""
+    h = maps.shape[-2]
     flat = maps.flatten(1).argmax(1)
-    hits = []
-    for i, f in enumerate(flat.tolist()):
-        y, x = f % h, f // h  # the usual slip
-        inside = masks[i].nonzero().float()
-        if y >= h or x >= w or not len(inside):
-            hits.append(False)
-            continue
-        dist = torch.cdist(torch.tensor([[float(y), float(x)]]), inside).min()
-        hits.append(bool(dist <= tolerance))
-    return torch.tensor(hits)
+    misread = torch.zeros_like(maps)
+    misread[torch.arange(len(maps)), flat % h, flat // h] = 1.0
+    return pointing_game(misread, masks, tolerance)

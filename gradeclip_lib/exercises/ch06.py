@@ -10,6 +10,16 @@ from ..evaluation.perturb import perturbed, pixel_ranks
 from .checking import check_tensor, require_answer
 
 
+def one_or_many(score: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A score of images [N, 3, H, W] -> [N] that also takes one image [3, H, W] -> a scalar, so that a
+    student's curve may score its images one by one or all at once."""
+    def either(images: torch.Tensor) -> torch.Tensor:
+        out = score(images if images.ndim == 4 else images[None])
+        return out if images.ndim == 4 else out[0]
+
+    return either
+
+
 def deletion_cases(seed: int = 7, height: int = 24, width: int = 20):
     """An image, a saliency map without ties, a substrate, checkpoint counts and a linear score:
     small enough to check in milliseconds, not square so that axes cannot be swapped unnoticed."""
@@ -20,10 +30,9 @@ def deletion_cases(seed: int = 7, height: int = 24, width: int = 20):
     weights = torch.randn(3, height, width, generator=gen)
     counts = [0, 40, 80, 120, 160, 240]
 
-    def score(images: torch.Tensor) -> torch.Tensor:
-        batch = images if images.ndim == 4 else images[None]
-        out = (batch * weights).sum((1, 2, 3))
-        return out if images.ndim == 4 else out[0]
+    @one_or_many
+    def score(batch: torch.Tensor) -> torch.Tensor:
+        return (batch * weights).sum((1, 2, 3))
 
     return image, saliency, substrate, counts, score
 
@@ -62,7 +71,6 @@ def check_deletion_curve(deletion_curve: Callable) -> None:
     check_tensor(got, expected, "Your deletion curve", mistakes)
 
 
-
 def phrase_probability(clip, phrase: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """A score for `check_deletion_curve`'s signature on a ShapesWorld model: the zero-shot probability
     of ``phrase`` among the 30 "a <colour> <shape>" prompts, for images [N, 3, H, W] with values in [0, 1]."""
@@ -75,15 +83,14 @@ def phrase_probability(clip, phrase: str) -> Callable[[torch.Tensor], torch.Tens
     scale = float(clip.model.logit_scale.exp())
     side = image_size(clip)
 
+    @one_or_many
     @torch.no_grad()
-    def score(images: torch.Tensor) -> torch.Tensor:
-        batch = images if images.ndim == 4 else images[None]
+    def score(batch: torch.Tensor) -> torch.Tensor:
         x = (batch.float() - mean) / std
         if x.shape[-2:] != (side, side):  # the model's own input size
             x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
         x = x.to(clip.device, clip.dtype)
         f = torch.nn.functional.normalize(clip.model.encode_image(x).float(), dim=-1)
-        probs = (scale * f @ classifier.to(f.device)).softmax(-1)[:, target].cpu()
-        return probs if images.ndim == 4 else probs[0]
+        return (scale * f @ classifier.to(f.device)).softmax(-1)[:, target].cpu()
 
     return score
