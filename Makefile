@@ -1,14 +1,22 @@
-# Commands that set up .venv on first use:
+# Commands that set up .venv on first use (and the Debian packages they need, with apt-get):
 #   make book      execute every chapter and build the HTML book into _build/html
+#   make pdf       the whole book as one PDF, _build/pdf/book.pdf (LaTeX: see the README)
 #   make student   the student edition (no solutions, no outputs) and its HTML, in _build/student
-#   make test      unit tests, every notebook under nbval (instructor and student editions), and a build
-#                  of the book without execution
+#   make test      unit tests, every notebook under nbval (instructor and student editions), then the
+#                  executed book built and opened page by page in headless Chromium (tools/check_pages.py)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 JB := $(VENV)/bin/jupyter-book
 
-.PHONY: book student test lint bench clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
+LATEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended \
+	texlive-fonts-extra texlive-xetex fonts-freefont-otf
+# the book's own Sphinx extension (tools/sphinx_ext) named by absolute path in configs written elsewhere
+ABS_EXT := s|tools/sphinx_ext|$(CURDIR)/tools/sphinx_ext|
+
+.PHONY: book pdf student test lint bench clean browser latex
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,20 +30,34 @@ book: $(VENV)/.installed
 	$(JB) build . -W -n --keep-going
 	@echo "The book is built: open $(CURDIR)/_build/html/index.html"
 
+# Debian's Chromium for the page check (Playwright drives it; nothing downloads a browser)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { $(APT) update -qq && $(APT) install -y -qq --no-install-recommends chromium; }
+
+latex:
+	@command -v latexmk >/dev/null 2>&1 && command -v xelatex >/dev/null 2>&1 || \
+		{ $(APT) update -qq && $(APT) install -y -qq --no-install-recommends $(LATEX_PACKAGES); }
+
+pdf: $(VENV)/.installed latex
+	$(JB) build . --builder pdflatex -n --keep-going
+	mkdir -p _build/pdf
+	cp _build/latex/book.pdf _build/pdf/book.pdf
+	@echo "The PDF: $(CURDIR)/_build/pdf/book.pdf"
+
 student: $(VENV)/.installed
 	$(PY) tools/student_edition.py _build/student
 	mkdir -p _build
-	sed 's/^\(\s*execute_notebooks:\).*/\1 "off"/' _config.yml > _build/student/_config.yml
+	sed 's/^\(\s*execute_notebooks:\).*/\1 "off"/; $(ABS_EXT)' _config.yml > _build/student/_config.yml
 	$(JB) build _build/student -W -n --keep-going
 	@echo "The student edition: notebooks in _build/student/book, HTML in _build/student/_build/html"
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(PY) -m ruff check gradeclip_lib tests tools book
 	$(PY) tools/student_edition.py _build/student_check --expect-failures
 	MPLBACKEND=agg $(PY) -m pytest --nbval-lax tests book _build/student_check/book
-	mkdir -p _build
-	sed 's/^\(\s*execute_notebooks:\).*/\1 "off"/' _config.yml > _build/_config_noexec.yml
-	$(JB) build . --config _build/_config_noexec.yml --path-output _build/check -W -n --keep-going --all
+	rm -rf _build/check
+	$(JB) build . --path-output _build/check -W -n --keep-going --all
+	$(PY) tools/check_pages.py _build/check/_build/html
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check gradeclip_lib tests tools book

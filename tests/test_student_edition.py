@@ -50,7 +50,7 @@ def test_every_chapter_ends_with_three_kinds_of_exercise(path):
     assert len(solutions(nb)) == 3  # a worked answer, a solution, a discussion
     checks = [c for c in nb.cells if "check" in c.metadata.get("tags", [])]
     assert len(checks) >= 1 and all("checks.check_" in c.source for c in checks)
-    quiz = re.search(r'display_quiz\("(quizzes/[^"]+)"\)', "\n".join(c.source for c in nb.cells))
+    quiz = re.search(r'quiz\("(quizzes/[^"]+)"\)', "\n".join(c.source for c in nb.cells))
     questions = json.loads((ROOT / "book" / quiz.group(1)).read_text())
     for q in questions:  # every wrong option explains itself
         assert sum(a["correct"] for a in q["answers"]) == 1
@@ -77,7 +77,7 @@ def test_the_student_edition_has_no_solution_and_failing_checks(tmp_path):
                 assert cell.outputs == [] and cell.execution_count is None
         checks = [c for c in student.cells if "check" in c.metadata.get("tags", [])]
         assert checks and all("raises-exception" in c.metadata["tags"] for c in checks)
-        quizzes = [c for c in student.cells if "display_quiz(" in c.source]
+        quizzes = [c for c in student.cells if "quiz(" in c.source]
         assert quizzes and all("remove-input" not in c.metadata.get("tags", []) for c in quizzes)
         assert len(student.cells) < len(teacher.cells)
 
@@ -104,3 +104,22 @@ def test_unbalanced_solution_markers_are_refused():
             tool.strip(nbformat.v4.new_notebook(cells=cells))
     nb, removed = tool.strip(nbformat.v4.new_notebook(cells=[start, body, end, nbformat.v4.new_code_cell("x")]))
     assert [c.source for c in nb.cells] == ["x"] and "answer = 42" in removed
+
+
+def test_a_quiz_is_interactive_on_the_page_and_a_pointer_in_the_pdf():
+    from nbclient import NotebookClient
+
+    from gradeclip_lib.book import QUIZ_NOTE
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        'import gradeclip_lib as gl\ngl.book.quiz("quizzes/01_clip_attention.json")')])
+    NotebookClient(nb, timeout=120, resources={"metadata": {"path": str(ROOT / "book")}}).execute()
+    outputs = nb.cells[0].outputs
+    assert outputs and all(o.output_type == "display_data" for o in outputs)
+    assert outputs[0].data["text/markdown"] == QUIZ_NOTE  # what the PDF (LaTeX builder) shows
+    kinds = {k for o in outputs for k in o.data}
+    assert {"text/html", "application/javascript"} <= kinds  # what the web page runs
+    questions = json.loads((ROOT / "book" / "quizzes" / "01_clip_attention.json").read_text())
+    assert questions[0]["question"][:30] in "".join(str(o.data.get("text/html", "")) +
+                                                      str(o.data.get("application/javascript", ""))
+                                                      for o in outputs)
