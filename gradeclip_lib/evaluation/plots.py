@@ -47,6 +47,13 @@ def show_checkpoints(image: torch.Tensor, heat: torch.Tensor, noise: torch.Tenso
     return fig
 
 
+def _line_style(method: str, highlight: Sequence[str]) -> dict:
+    """How a method's line is drawn in the comparison figures: highlighted thick, the random floor dashed."""
+    if method == "random":
+        return {"lw": 1.5, "color": "black", "ls": "--"}
+    return {"lw": 2.6} if method in highlight else {"lw": 1.2, "alpha": 0.85}
+
+
 def mean_curves(records: Sequence[dict], name: str) -> dict[str, np.ndarray]:
     """Method -> mean curve [11] of ``name`` (e.g. 'deletion_top1') over its records."""
     groups: dict[str, list] = defaultdict(list)
@@ -64,10 +71,7 @@ def plot_curves(records: Sequence[dict], what: str = "top1", methods: Sequence[s
     for ax, mode in zip(axes, ("deletion", "insertion")):
         curves = mean_curves(records, f"{mode}_{what}")
         for m in methods or curves:
-            style = {"lw": 2.6} if m in highlight else {"lw": 1.2, "alpha": 0.85}
-            if m == "random":
-                style = {"lw": 1.5, "color": "black", "ls": "--"}
-            ax.plot(x, curves[m], marker="o", ms=3, label=(labels or {}).get(m, m), **style)
+            ax.plot(x, curves[m], marker="o", ms=3, label=(labels or {}).get(m, m), **_line_style(m, highlight))
         better = "lower" if mode == "deletion" else "higher"
         ax.set_title(f"{mode} ({better} is better)", fontsize=11)
         ax.set_xlabel("pixels changed (%)")
@@ -97,12 +101,8 @@ def plot_efficiency(records: Sequence[dict], methods: Sequence[str] | None = Non
     x = np.linspace(0, 50, 201)
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
     for m in methods or shares:
-        per_image = 100 * shares[m]
-        y = [(per_image <= v).mean() for v in x]  # NaN (never) compares False: never counted
-        style = {"lw": 2.6} if m in highlight else {"lw": 1.2, "alpha": 0.85}
-        if m == "random":
-            style = {"lw": 1.5, "color": "black", "ls": "--"}
-        ax.step(x, y, where="post", label=(labels or {}).get(m, m), **style)
+        y = (100 * shares[m][None, :] <= x[:, None]).mean(1)  # NaN (never) compares False: never counted
+        ax.step(x, y, where="post", label=(labels or {}).get(m, m), **_line_style(m, highlight))
     ax.set_xlabel("pixels inserted (%)")
     ax.set_ylabel(f"images with {100 * EFFICIENCY_LEVEL:.0f} % of\ntheir probability back")
     ax.set_ylim(0, 1.02)
