@@ -61,6 +61,14 @@ def test_a_finished_run_cannot_be_resumed_and_says_so(uninterrupted):
         train(None, out=out, resume=True)
 
 
+def test_a_run_killed_before_its_checkpoint_is_not_called_finished(tmp_path):
+    """A history that stops short of its last step, with no checkpoint beside it, is an interrupted run."""
+    (tmp_path / "history.json").write_text(json.dumps({"eval_step": [20], "config": {"steps": 60}}))
+    with pytest.raises(FileNotFoundError) as error:
+        load_checkpoint(tmp_path)
+    assert "has finished" not in str(error.value) and "train --out" in str(error.value)
+
+
 def test_resume_refuses_another_config(tmp_path):
     train(tiny_config(), out=tmp_path, workers=1, progress=False, stop_at=20)
     with pytest.raises(ValueError, match="another config"):

@@ -4,6 +4,7 @@ written atomically at every evaluation so that a killed run loses at most one ev
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -31,12 +32,22 @@ def load_checkpoint(folder: str | os.PathLike) -> dict:
     """The state saved by `save_checkpoint`; a clear error when the folder holds none."""
     path = checkpoint_path(folder)
     if not path.is_file():
-        finished = (Path(folder) / "history.json").is_file()
+        finished = _finished(Path(folder) / "history.json")
         hint = (" The run in that folder has finished (its checkpoint is removed at the end); start a new run "
                 "with another --out." if finished else " Start the run with `python -m gradeclip_lib.synthetic "
                 f"train --out {folder}`; it writes a checkpoint at every evaluation.")
         raise FileNotFoundError(f"no training checkpoint at {path}.{hint}")
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _finished(history: Path) -> bool:
+    """Whether the history in a run's folder reached its last step (a run killed before its first
+    checkpoint has no history; one whose history could not be read is not called finished)."""
+    try:
+        saved = json.loads(history.read_text())
+        return bool(saved["eval_step"]) and saved["eval_step"][-1] == saved["config"]["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def remove_checkpoint(folder: str | os.PathLike) -> None:

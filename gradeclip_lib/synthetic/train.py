@@ -206,10 +206,11 @@ def train(cfg: TrainConfig | None = None, out: str | Path | None = None, device:
             history["train_seconds"] += now - clock
             clock = now
             if out is not None:  # a run stopped or killed from here on resumes at this step
-                save(model, cfg.model, out)
-                _write_history(history, out)
+                # the checkpoint first: a history that shows this evaluation then always has its checkpoint
                 save_checkpoint(out, {"step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
                                       "generator": gen.get_state(), "running": running.cpu(), "history": history})
+                save(model, cfg.model, out)
+                _write_history(history, out)
     bar.close()
     if last < cfg.steps:  # stopped on purpose: the checkpoint of the last evaluation stays for --resume
         history["model"] = model.eval()
