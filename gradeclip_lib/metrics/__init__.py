@@ -1,6 +1,17 @@
 """Metrics of explanations: localisation against object masks, and intervals for the rates reported."""
 
+from .correlation import bootstrap_interval, pearson, r_squared, spearman_with_interval
 from .intervals import format_rate, rate_with_interval, wilson_interval
 from .localisation import energy_pointing_game, pointing_game
 
-__all__ = ["energy_pointing_game", "format_rate", "pointing_game", "rate_with_interval", "wilson_interval"]
+__all__ = [
+    "bootstrap_interval",
+    "energy_pointing_game",
+    "format_rate",
+    "pearson",
+    "pointing_game",
+    "r_squared",
+    "rate_with_interval",
+    "spearman_with_interval",
+    "wilson_interval",
+]

@@ -4,7 +4,7 @@
 >>> scenes[0].image, scenes[0].caption, scenes[0].objects[0].mask
 """
 
-from .scenes import COLOURS, SHAPES, Scene, SceneObject, make_scenes
+from .scenes import COLOURS, SHAPES, Scene, SceneObject, make_scenes, make_twin_scenes
 from .tokenizer import WordTokenizer
 
-__all__ = ["COLOURS", "SHAPES", "Scene", "SceneObject", "WordTokenizer", "make_scenes"]
+__all__ = ["COLOURS", "SHAPES", "Scene", "SceneObject", "WordTokenizer", "make_scenes", "make_twin_scenes"]

@@ -117,10 +117,15 @@ def make_scene(rng: np.random.Generator, size: int, count: int) -> Scene:
     shapes = rng.choice(len(SHAPES), count, replace=False)
     colours = rng.choice(len(COLOURS), count, replace=False)
     names = list(COLOURS)
+    return draw_scene(rng, size, [(names[c], SHAPES[s]) for s, c in zip(shapes, colours)])
+
+
+def draw_scene(rng: np.random.Generator, size: int, attributes: list[tuple[str, str]]) -> Scene:
+    """Draw objects of the given (colour, shape) on a fresh background, placed at random, with a caption
+    naming them all."""
     canvas = background(rng, size)
     objects = []
-    for (cy, cx, r), si, ci in zip(_place(rng, size, count), shapes, colours):
-        shape, colour = SHAPES[si], names[ci]
+    for (cy, cx, r), (colour, shape) in zip(_place(rng, size, len(attributes)), attributes):
         mask = shape_mask(shape, size, cy, cx, r, rng.uniform(-0.35, 0.35))
         rgb = np.asarray(COLOURS[colour], np.float32) * rng.uniform(0.88, 1.05)
         canvas[mask] = rgb + 5 * rng.standard_normal((int(mask.sum()), 3), dtype=np.float32)
@@ -144,4 +149,30 @@ def make_scenes(
     for i in range(start, start + n):
         rng = np.random.default_rng([seed, i])
         scenes.append(make_scene(rng, size, int(rng.integers(lo, hi + 1))))
+    return scenes
+
+
+def make_twin_scenes(n: int, seed: int = 0, shared: str = "shape", others: int = 1,
+                     size: int = IMAGE_SIZE) -> list[Scene]:
+    """Scenes that training never shows: ``objects[0]`` (the target) has a twin, ``objects[1]``, with the
+    same shape (``shared="shape"``) or the same colour (``shared="colour"``) and the other attribute
+    different, plus ``others`` objects that share nothing with either. The target's phrase still names
+    one object only, but only through the attribute the twins do not share: "a red circle" beside a
+    green circle asks whether the model uses colour to find it."""
+    if shared not in ("shape", "colour"):
+        raise ValueError(f"shared must be 'shape' or 'colour', got {shared!r}")
+    if not 0 <= others <= 3:
+        raise ValueError(f"others must lie in 0..3 (two twins and at most 3 more), got {others}")
+    names = list(COLOURS)
+    scenes = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, i, 7])  # its own streams: never one of make_scenes' scenes
+        colours = [names[c] for c in rng.choice(len(names), 2 + others, replace=False)]
+        shapes = [SHAPES[s] for s in rng.choice(len(SHAPES), 2 + others, replace=False)]
+        if shared == "shape":
+            attributes = [(colours[0], shapes[0]), (colours[1], shapes[0])]
+        else:
+            attributes = [(colours[0], shapes[0]), (colours[0], shapes[1])]
+        attributes += list(zip(colours[2:], shapes[2:]))
+        scenes.append(draw_scene(rng, size, attributes))
     return scenes
