@@ -101,16 +101,24 @@ def load_clip(
     without touching the global random state); a tag whose weights are neither
     cached nor downloadable raises `WeightsUnavailableError` within seconds, never random weights.
     ``name`` may carry the tag, as in ``"ViT-B-16-quickgelu:openai"``. ``"shapes"`` loads the
-    ShapesWorld model trained by ``python -m gradeclip_lib.synthetic train``.
+    ShapesWorld model trained by ``python -m gradeclip_lib.synthetic train``, ``"shapes-tuned"`` the same model
+    after Grad-ECLIP-guided fine-tuning (``python -m gradeclip_lib.synthetic finetune``).
     """
-    if name == "shapes":  # the ShapesWorld model shipped in data/shapes (or a folder given as pretrained)
+    if name in ("shapes", "shapes-tuned"):  # ShapesWorld models shipped in data/ (or a folder given as pretrained)
         from ..synthetic import model as shapes
 
+        if pretrained is None and name == "shapes-tuned":
+            raise ValueError("'shapes-tuned' is the fine-tuned ShapesWorld model; for random weights load 'shapes' "
+                             "with pretrained=None")
         if pretrained is None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 return shapes.wrap(shapes.build_model().to(device=device, dtype=as_dtype(dtype)))
-        folder = shapes.SHAPES_DIR if pretrained == "openai" else pretrained
+        shipped = shapes.SHAPES_DIR if name == "shapes" else shapes.TUNED_DIR
+        folder = shipped if pretrained == "openai" else pretrained
+        if name == "shapes-tuned" and not (Path(folder) / "model.safetensors").is_file():
+            raise WeightsUnavailableError(f"no fine-tuned ShapesWorld model in {folder}; make it with `python -m "
+                                          f"gradeclip_lib.synthetic finetune --out {folder}` (minutes on a CPU).")
         return shapes.load_shapes_clip(folder, device=device, dtype=as_dtype(dtype))
     name, pretrained = split_name(name, None if pretrained is None else os.fspath(pretrained))
     if name not in open_clip.list_models():

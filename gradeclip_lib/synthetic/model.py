@@ -17,6 +17,7 @@ from .scenes import IMAGE_SIZE
 from .tokenizer import WordTokenizer, vocabulary
 
 SHAPES_DIR = DATA_DIR / "shapes"
+TUNED_DIR = DATA_DIR / "shapes-tuned"  # the same model after Grad-ECLIP-guided fine-tuning (finetune package)
 MEAN = STD = (0.5, 0.5, 0.5)
 
 

@@ -1,0 +1,10 @@
+"""Grad-ECLIP-guided fine-tuning (the application of the paper's arXiv v1): region embeddings pooled from
+dense patch features with explanation maps as weights, and a region-phrase loss added to CLIP's
+contrastive loss. Generic pieces here; the ShapesWorld run with its controls in `shapes`."""
+
+from .dense import encode_with_dense
+from .loss import region_phrase_loss
+from .regions import REGION_SOURCES, mask_weights, pool_regions, uniform_weights
+
+__all__ = ["REGION_SOURCES", "encode_with_dense", "mask_weights", "pool_regions", "region_phrase_loss",
+           "uniform_weights"]

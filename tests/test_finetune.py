@@ -1,0 +1,127 @@
+"""Grad-ECLIP-guided fine-tuning: each piece against a direct computation, the run's controls and its
+resumable results, and the shipped tuned model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import gradeclip_lib as gl
+from gradeclip_lib.finetune import encode_with_dense, mask_weights, pool_regions, region_phrase_loss
+from gradeclip_lib.finetune import shapes as run
+from gradeclip_lib.finetune.regions import map_weights
+from gradeclip_lib.synthetic.model import SHAPES_DIR, TUNED_DIR
+
+
+def test_one_pass_gives_the_embedding_and_maskclips_dense_features(tiny, images):
+    pixels = tiny.crop(images[:2])
+    embedding, dense = encode_with_dense(tiny.visual, pixels)
+    assert torch.allclose(embedding, tiny.model.encode_image(pixels), atol=1e-5)
+    text = tiny.encode_text(["a cat", "a dog"])
+    maps = F.cosine_similarity(dense, text.unsqueeze(1), dim=-1)  # the MaskCLIP map, from our dense features
+    reference = gl.explain(tiny, images[:2], ["a cat", "a dog"], method="mask_clip", preprocess="crop").maps
+    assert torch.allclose(maps.reshape(reference.shape), reference, atol=1e-5)
+
+
+def test_region_weights_and_pooling_against_loops():
+    masks = torch.zeros(2, 16, 16, dtype=torch.bool)
+    masks[0, 2:7, 3:12] = True
+    masks[1, 9:16, 0:4] = True
+    weights = mask_weights(masks, patch=8)
+    for o in range(2):
+        for p in range(4):
+            y, x = divmod(p, 2)
+            share = masks[o, 8 * y : 8 * y + 8, 8 * x : 8 * x + 8].sum() / masks[o].sum()
+            assert weights[o, p] == pytest.approx(float(share))
+    maps = torch.tensor([[[0.0, 2.0], [1.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    assert map_weights(maps).tolist() == [[0, 0.5, 0.25, 0.25], [0.25] * 4]  # an empty map: the whole image
+    dense = torch.randn(3, 4, 5)
+    image_of = torch.tensor([2, 0])
+    pooled = pool_regions(dense, weights, image_of)
+    for o in range(2):
+        assert torch.allclose(pooled[o], sum(weights[o, p] * dense[image_of[o], p] for p in range(4)), atol=1e-6)
+
+
+def test_region_phrase_loss_is_the_cross_entropy_of_scaled_cosines():
+    regions, phrases = torch.randn(5, 8), torch.randn(3, 8)
+    labels = torch.tensor([0, 2, 1, 1, 0])
+    loss = region_phrase_loss(regions, phrases, labels, scale=10.0)
+    by_hand = 0.0
+    for r, label in zip(regions, labels):
+        cos = torch.stack([F.cosine_similarity(r, p, dim=0) for p in phrases]) * 10
+        by_hand += -(cos[label] - torch.logsumexp(cos, 0))
+    assert float(loss) == pytest.approx(float(by_hand / 5), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    base = gl.load_clip("shapes")
+    return base, run.build_data(base, scenes=120, seed=3)
+
+
+def test_data_rows_point_at_their_scenes_objects(small_data):
+    base, data = small_data
+    scenes = gl.synthetic.make_scenes(120, seed=100_003, n_objects=(1, 3), size=64)
+    assert data.count.tolist() == [len(s.objects) for s in scenes]
+    s = 7
+    rows = range(int(data.first[s]), int(data.first[s] + data.count[s]))
+    assert [run.PROMPTS[int(data.label[r])] for r in rows] == [o.phrase for o in scenes[s].objects]
+    assert np.array_equal(data.images[s].permute(1, 2, 0).numpy(), np.asarray(scenes[s].image))
+    ge = gl.explain(base, scenes[s].image, scenes[s].objects[0].phrase).maps[0].flatten()
+    assert torch.allclose(data.weights["grad_eclip"][int(data.first[s])], ge / ge.sum(), atol=1e-5)
+    assert torch.allclose(data.weights["masks"].sum(1), torch.ones(len(data.label)))
+
+
+def test_mask_regions_teach_dense_features_and_leave_the_base_alone(small_data):
+    base, data = small_data
+    before = {k: v.clone() for k, v in base.model.state_dict().items()}
+    hits_before = run.region_hits(base, n=60, seed=7)
+    cfg = run.FinetuneConfig(regions="masks", steps=30, batch_size=32, lr=2e-4)
+    tuned, history = run.finetune(base, cfg, data, progress=False)
+    assert all(torch.equal(v, base.model.state_dict()[k]) for k, v in before.items())
+    assert history["local"][-1] < history["local"][0]
+    assert run.region_hits(tuned, n=60, seed=7).float().mean() > hits_before.float().mean() + 0.1
+    _, plain = run.finetune(base, run.FinetuneConfig(regions="none", steps=10, batch_size=8), data, progress=False)
+    assert plain["local"] == [0.0]
+
+
+def test_the_run_keeps_finished_controls_and_restarts_for_another_recipe(tmp_path, monkeypatch):
+    results, tuned = tmp_path / "finetune.json", tmp_path / "tuned"
+    cfg = run.FinetuneConfig(steps=2, batch_size=4, scenes=12)
+    record = run.run_finetune(cfg, ("grad_eclip", "none"), results=results, tuned_dir=tuned, n_eval=10,
+                              progress=False)
+    assert set(record["runs"]) == {"grad_eclip", "none"} and set(record["before"]) == {
+        "region", "pointing_grad_eclip", "pointing_dense", "binding", "zero_shot"}
+    assert json.loads(results.read_text()) == json.loads(json.dumps(record))
+    loaded = gl.load_clip("shapes-tuned", pretrained=tuned)
+    assert loaded.encode_image(gl.synthetic.make_scenes(1, size=64)[0].image).shape == (1, 96)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(run, "finetune", no_training)
+    again = run.run_finetune(cfg, ("grad_eclip", "none"), results=results, tuned_dir=tuned, n_eval=10)
+    assert again == record
+    with pytest.raises(AssertionError, match="trained again"):  # another recipe: the old runs do not count
+        run.run_finetune(run.FinetuneConfig(steps=3, batch_size=4, scenes=12), ("none",), results=results,
+                         tuned_dir=None, n_eval=10)
+
+
+def test_config_and_shipped_names_are_checked():
+    with pytest.raises(ValueError, match="regions must be one of"):
+        run.FinetuneConfig(regions="boxes")
+    with pytest.raises(ValueError, match="random weights"):
+        gl.load_clip("shapes-tuned", pretrained=None)
+    assert TUNED_DIR.parent == SHAPES_DIR.parent
+
+
+def test_cli_rejects_an_unknown_run(capsys):
+    from gradeclip_lib.synthetic.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["finetune", "--runs", "grad_eclip,boxes"])
+    assert "unknown boxes" in capsys.readouterr().err
