@@ -1,4 +1,5 @@
-"""Command line: ``python -m gradeclip_lib {explain, evaluate, prepare-imagenet, bench, model-check} --help``."""
+"""Command line: ``python -m gradeclip_lib {explain, evaluate, word-weights, prepare-imagenet, bench, model-check}
+--help``."""
 
 from __future__ import annotations
 
@@ -103,6 +104,36 @@ def _prepare_imagenet(args: argparse.Namespace) -> int:
     return 0
 
 
+def _word_weights(args: argparse.Namespace) -> int:
+    import json
+
+    from .analyses.concreteness import concreteness_correlation, read_captions, read_ratings, word_weights
+    from .models import load_clip
+
+    images, captions = read_captions(args.captions, args.images, args.limit)  # bad input fails before the model
+    ratings = read_ratings(args.ratings) if args.ratings else None
+    pretrained = None if args.random_weights else "openai"
+    clip = load_clip(args.model, pretrained=pretrained, device=args.device)
+    print(f"{clip}; {len(captions)} captions of {len(set(images))} images", file=sys.stderr)
+    weights = word_weights(clip, images, captions, batch_size=args.batch_size, progress=True)
+    report: dict = {"model": args.model, "random_weights": args.random_weights, "captions": len(captions),
+                    "words": weights}
+    frequent = sorted(((w, m) for w, (m, c) in weights.items() if c >= args.min_count), key=lambda x: -x[1])
+    print(f"heaviest words (>= {args.min_count} occurrences): "
+          + ", ".join(f"{w} {m:.3f}" for w, m in frequent[:10]))
+    if ratings is not None:
+        corr = concreteness_correlation(weights, ratings, min_count=args.min_count)
+        report["correlation"] = corr
+        rho, low, high = corr["rho"]
+        print(f"Spearman rho between mean weight and rating: {rho:.2f} [{low:.2f}, {high:.2f}] over "
+              f"{corr['words']} words")
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(report, fh, indent=1)
+        print(f"written to {args.out}")
+    return 0
+
+
 def _model_check(args: argparse.Namespace) -> int:
     from .book import check
 
@@ -172,6 +203,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="zero-shot classifier cache (default $GRADECLIP_CACHE or "
                    "~/.cache/gradeclip)")
     p.set_defaults(run=_evaluate)
+
+    p = verbs.add_parser(
+        "word-weights", help="mean Grad-ECLIP text weight per word over captioned images, against ratings",
+        description="Explain every caption against its image with Grad-ECLIP's text weights, average each "
+        "word's weight over its occurrences, and (with --ratings, e.g. Brysbaert et al.'s concreteness "
+        "norms) give the Spearman correlation between weight and rating with a 95 %% interval.",
+    )
+    p.add_argument("--captions", required=True, help="COCO's captions_*.json (with --images), or a folder of "
+                   "images each with a same-named .txt of captions (one per line)")
+    p.add_argument("--images", default=None, help="the folder of the COCO captions file's images")
+    p.add_argument("--model", default="ViT-B-16-quickgelu:openai", help="NAME[:TAG], or 'shapes'")
+    p.add_argument("--random-weights", action="store_true", help="the architecture with random weights, on purpose")
+    p.add_argument("--ratings", default=None, help="delimited text file: a word column and a rating column "
+                   "(Conc.M or the first numeric one)")
+    p.add_argument("--min-count", type=int, default=5, help="words seen fewer times are left out (default 5)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N captions")
+    p.add_argument("--batch-size", type=int, default=64, help="captions per batch (default 64)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None, help="write the word weights (and the correlation) as JSON")
+    p.set_defaults(run=_word_weights)
 
     p = verbs.add_parser("prepare-imagenet", help="sort the ImageNet validation images into wnid folders",
                          description="Sort ILSVRC 2012 validation images into DIR/<wnid>/ (what valprep.sh "

@@ -248,3 +248,30 @@ def test_shapes_word_weights_are_means_over_held_out_captions(shapes):
     assert {w: c for w, (_, c) in weights.items()} == dict(counts)
     first = gl.explain_text(shapes, scenes[0].image, scenes[0].caption)
     assert torch.isclose(first.scores.sum(), torch.tensor(1.0), atol=1e-5)
+
+
+def test_word_weights_command_on_a_captioned_folder(tmp_path, shapes, capsys):
+    from gradeclip_lib.cli import main
+
+    folder = tmp_path / "captioned"
+    folder.mkdir()
+    scenes = make_scenes(12, seed=8, size=64)
+    for i, s in enumerate(scenes):
+        s.image.save(folder / f"{i:02d}.png")
+        (folder / f"{i:02d}.txt").write_text(s.caption + "\n")
+    ratings = tmp_path / "ratings.tsv"
+    ratings.write_text("Word\tConc.M\n" + "".join(f"{w}\t{v}\n" for w, v in analyses.groundedness().items()))
+    out = tmp_path / "words.json"
+    assert main(["word-weights", "--captions", str(folder), "--model", "shapes", "--ratings", str(ratings),
+                 "--min-count", "2", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    direct = analyses.word_weights(shapes, [folder / f"{i:02d}.png" for i in range(12)], [s.caption for s in scenes])
+    assert report["words"].keys() == direct.keys()
+    assert all(report["words"][w] == [pytest.approx(m, abs=1e-6), c] for w, (m, c) in direct.items())
+    expected = analyses.concreteness_correlation(direct, analyses.groundedness(), min_count=2)["rho"]
+    assert report["correlation"]["rho"] == pytest.approx(list(expected), abs=1e-6)
+    assert "Spearman rho" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["word-weights", "--captions", str(empty), "--model", "shapes"]) == 2
+    assert "no image with a caption" in capsys.readouterr().err

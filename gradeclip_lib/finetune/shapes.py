@@ -189,10 +189,11 @@ def run_finetune(cfg: FinetuneConfig = FinetuneConfig(), runs: tuple[str, ...] =
             continue
         data = data or build_data(base, cfg.scenes, cfg.seed, cfg.n_objects)
         tuned, history = finetune(base, FinetuneConfig(**{**asdict(cfg), "regions": source}), data, progress)
-        record["runs"][source] = {"checks": tuned_checks(tuned, n_eval), "history": history}
-        if source == "grad_eclip" and tuned_dir is not None:
+        if source == "grad_eclip" and tuned_dir is not None:  # measured as saved (fp16), as a reader loads it
             save(tuned.model, json.loads((Path(base_folder) / "config.json").read_text()), tuned_dir)
             (Path(tuned_dir) / "history.json").write_text(json.dumps(history, indent=1))
+            tuned = load_shapes_clip(tuned_dir)
+        record["runs"][source] = {"checks": tuned_checks(tuned, n_eval), "history": history}
         _write(record, results)
     return json.loads(json.dumps(record))  # as read back from the file: the same form on every call
 
