@@ -124,6 +124,8 @@ def test_decomposition_records_follow_their_definitions(shapes):
         assert r["cos_caption"] == pytest.approx(float(img @ shapes.encode_text(r["caption"])[0]), abs=1e-4)
         summed = shapes.encode_text([o.phrase for o in named]).sum(0)
         assert r["cos_sum"] == pytest.approx(float(img @ summed / summed.norm()), abs=1e-4)
+        caption = shapes.encode_text(r["caption"])[0]
+        assert r["text_sum"] == pytest.approx(float(caption @ summed / summed.norm()), abs=1e-4)
         words = gl.explain_text(shapes, scene.image, r["caption"])
         objects = sum(float(w) for t, w in zip(words.tokens, words.scores) if t in COLOURS or t in SHAPES)
         assert r["weight_object"] == pytest.approx(objects, abs=1e-5) and r["words_object"] == 2 * k
@@ -139,7 +141,7 @@ def test_decomposition_summary_fits_and_groups_by_k():
                         "cos_caption": 0.1 + 2 * float(np.mean(phrases)),  # exactly additive
                         **{key: float(rng.uniform()) for key in ("corr_named", "corr_unnamed", "corr_each",
                            "share_named", "share_unnamed", "area_named", "area_unnamed", "lift_named",
-                           "lift_unnamed")},
+                           "lift_unnamed", "text_sum")},
                         **{f"weight_{c}": 0.5 for c in analyses.WORD_CLASSES},
                         **{f"words_{c}": 2 for c in analyses.WORD_CLASSES}})
     summary = analyses.decomposition_summary(records)
@@ -275,3 +277,15 @@ def test_word_weights_command_on_a_captioned_folder(tmp_path, shapes, capsys):
     empty.mkdir()
     assert main(["word-weights", "--captions", str(empty), "--model", "shapes"]) == 2
     assert "no image with a caption" in capsys.readouterr().err
+
+
+def test_tables_and_figures_show_the_measured_values():
+    summary = {"by_k": {1: {"scenes": 3, **{k: (0.5, 0.4, 0.6) for k in (
+        "corr_named", "corr_unnamed", "lift_named", "cos_caption", "cos_sum", "text_sum")},
+        "lift_unnamed": (float("nan"),) * 3}}}
+    table = analyses.decomposition_table(summary)
+    assert table.cells[0] == ["1", "3", "0.50 [0.40, 0.60]", "0.50 [0.40, 0.60]", "0.5 [0.4, 0.6]", "n/a"]
+    rows = [{"word": "red", "weight": 0.3, "groundedness": 1.0}, {"word": "photo", "weight": 0.01, "groundedness": 0.0}]
+    ax = analyses.plot_word_weights(rows)
+    assert [round(p.get_height(), 6) for p in ax.patches[:2]] == [0.3, 0.01]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["red", "photo"]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import gradeclip_lib as gl
-from gradeclip_lib.exercises import NOT_ANSWERED, ch01, ch02, ch03, ch04, ch05, ch06
+from gradeclip_lib.exercises import NOT_ANSWERED, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08
 
 
 def fails_with(check, *args, hint: str) -> None:
@@ -267,3 +267,54 @@ def test_ch06_phrase_probability_is_the_zero_shot_probability(shapes):
     probs = (shapes.model.logit_scale.exp() * f @ shapes.encode_text(PROMPTS).float().T).softmax(-1)
     torch.testing.assert_close(score(images), probs[:, PROMPTS.index(phrase)], atol=1e-4, rtol=1e-4)
     assert float(score(images[0])) > 0.5 > float(score(torch.zeros_like(images[0])))
+
+
+# ------------------------------------------------------------------------------ chapter 7: lift
+def test_ch07_lift():
+    def lift(maps, masks):
+        mass = maps.clamp(min=0)
+        inside = (mass * masks).sum((1, 2)) / mass.sum((1, 2))
+        return inside / masks.float().mean((1, 2))
+
+    def lift_numpy(maps, masks):  # another correct way, returning a list
+        out = []
+        for m, k in zip(maps.numpy(), masks.numpy()):
+            m = m.clip(0)
+            out.append(float(m[k].sum() / m.sum() / k.mean()))
+        return out
+
+    ch07.check_lift(lift)
+    ch07.check_lift(lift_numpy)
+    def share(m, k):
+        return (m.clamp(min=0) * k).sum((1, 2)) / m.clamp(min=0).sum((1, 2))
+
+    for wrong, hint in [
+        (lambda m, k: (m * k).sum((1, 2)) / m.sum((1, 2)) / k.float().mean((1, 2)), "Clamp the map at 0"),
+        (share, "divide it by the mask's share"),
+        (lambda m, k: share(m, k) / k.sum((1, 2)), "not by its pixel"),
+        (lambda m, k: None, NOT_ANSWERED),
+        (None, NOT_ANSWERED),
+    ]:
+        fails_with(ch07.check_lift, wrong, hint=hint)
+
+
+# ------------------------------------------------------------------------------ chapter 8: region pooling
+def test_ch08_region_pooling():
+    def pool(dense, maps):
+        w = maps.clamp(min=0).flatten(1)
+        w = w / w.sum(1, keepdim=True)
+        return (w[:, :, None] * dense.flatten(1, 2)).sum(1)
+
+    def pool_einsum(dense, maps):
+        w = F.relu(maps)
+        return torch.einsum("bhw,bhwe->be", w / w.sum((1, 2), keepdim=True), dense)
+
+    ch08.check_region_pooling(pool)
+    ch08.check_region_pooling(pool_einsum)
+    for wrong, hint in [
+        (lambda d, m: torch.einsum("bhw,bhwe->be", m.clamp(min=0), d), "Normalise each map's weights"),
+        (lambda d, m: torch.einsum("bhw,bhwe->be", m / m.sum((1, 2), keepdim=True), d), "Clamp the map at 0"),
+        (lambda d, m: d.mean((1, 2)), "mean of all patches"),
+        (lambda d, m: ..., NOT_ANSWERED),
+    ]:
+        fails_with(ch08.check_region_pooling, wrong, hint=hint)

@@ -11,9 +11,17 @@ import torch
 import torch.nn.functional as F
 
 import gradeclip_lib as gl
-from gradeclip_lib.finetune import encode_with_dense, mask_weights, pool_regions, region_phrase_loss
+from gradeclip_lib.finetune import (
+    encode_with_dense,
+    finetune_table,
+    mask_weights,
+    plot_finetune,
+    pool_regions,
+    region_phrase_loss,
+)
 from gradeclip_lib.finetune import shapes as run
 from gradeclip_lib.finetune.regions import map_weights
+from gradeclip_lib.metrics import format_rate
 from gradeclip_lib.synthetic.model import SHAPES_DIR, TUNED_DIR
 
 
@@ -99,6 +107,14 @@ def test_the_run_keeps_finished_controls_and_restarts_for_another_recipe(tmp_pat
     assert json.loads(results.read_text()) == json.loads(json.dumps(record))
     loaded = gl.load_clip("shapes-tuned", pretrained=tuned)
     assert loaded.encode_image(gl.synthetic.make_scenes(1, size=64)[0].image).shape == (1, 96)
+
+    table = finetune_table(record)
+    assert [row[0] for row in table.cells] == ["before", "Grad-ECLIP regions", "global loss only"]
+    assert table.cells[1][1] == format_rate(*record["runs"]["grad_eclip"]["checks"]["region"])
+    ax = plot_finetune(record, metrics=("region", "zero_shot"))
+    heights = sorted(round(p.get_height(), 9) for p in ax.patches)
+    expected = [record["before"], record["runs"]["grad_eclip"]["checks"], record["runs"]["none"]["checks"]]
+    assert heights == sorted(round(c[m][0], 9) for c in expected for m in ("region", "zero_shot"))
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")

@@ -11,18 +11,25 @@ from .concreteness import (
     word_weights,
 )
 from .decomposition import concept_decomposition, decomposition_summary
+from .plots import plot_additivity, plot_word_weights
+from .tables import attribute_table, decomposition_table, similarity_table
 from .words import WORD_CLASSES, word_class
 
 __all__ = [
     "WORD_CLASSES",
     "attribute_binding",
     "attribute_localisation",
+    "attribute_table",
     "concept_decomposition",
     "concreteness_correlation",
     "decomposition_summary",
+    "decomposition_table",
     "groundedness",
+    "plot_additivity",
+    "plot_word_weights",
     "read_ratings",
     "shapes_word_weights",
+    "similarity_table",
     "word_class",
     "word_weights",
 ]

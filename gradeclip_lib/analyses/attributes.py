@@ -21,7 +21,8 @@ def attribute_localisation(clip: Clip, family: str = "colour", n: int = 300, oth
     often the map of the target's phrase points at the target, how often at the twin, and the chance of
     a uniformly random point landing on each (its tolerance-widened area). Rates are (rate, low, high)
     with Wilson 95 % intervals; ``target_vs_twin`` counts the scenes where the map points at exactly one
-    of the two, and how often that one is the target (chance 0.5 when areas match)."""
+    of the two, and how often that one is the target (chance 0.5 when areas match); also the per-scene
+    hits, scenes and upsampled maps."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
     size = image_size(clip)
@@ -34,11 +35,11 @@ def attribute_localisation(clip: Clip, family: str = "colour", n: int = 300, oth
     either = target ^ twin
     chance = [_widened_area(s.objects[j].mask, radius) for s in scenes for j in (0, 1)]
     return {
-        "family": family, "scenes": n, "method": method,
+        "family": family, "n": n, "method": method,
         "target": rate_with_interval(target), "twin": rate_with_interval(twin),
         "chance_target": float(sum(chance[0::2]) / n), "chance_twin": float(sum(chance[1::2]) / n),
         "target_vs_twin": rate_with_interval(target[either]) if either.any() else (float("nan"),) * 3,
-        "decided": int(either.sum()), "hits": target,
+        "decided": int(either.sum()), "hits": target, "scenes": scenes, "maps": maps,
     }
 
 
@@ -56,7 +57,7 @@ def attribute_binding(clip: Clip, family: str = "colour", n: int = 300, seed: in
     """For ``n`` held-out two-object scenes, whether cos(image, "a red circle") beats the foil that
     gives the first object the other object's ``family`` value ("a blue circle" for colour, "a red star"
     for shape): both words of the foil are in the picture, only their binding is wrong. Chance 0.5;
-    (rate, low, high) with a Wilson 95 % interval, and the per-scene outcomes."""
+    (rate, low, high) with a Wilson 95 % interval, and the per-scene outcomes with their scenes."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {list(FAMILIES)}, got {family!r}")
     scenes = make_scenes(n, seed=seed, n_objects=2, size=image_size(clip))
@@ -67,4 +68,4 @@ def attribute_binding(clip: Clip, family: str = "colour", n: int = 300, seed: in
         foil.append(f"a {b.colour} {a.shape}" if family == "colour" else f"a {a.colour} {b.shape}")
     image = clip.encode_image([s.image for s in scenes])
     hits = ((image * clip.encode_text(true)).sum(-1) > (image * clip.encode_text(foil)).sum(-1)).cpu()
-    return {"family": family, "scenes": n, "rate": rate_with_interval(hits), "chance": 0.5, "hits": hits}
+    return {"family": family, "n": n, "rate": rate_with_interval(hits), "chance": 0.5, "hits": hits, "scenes": scenes}

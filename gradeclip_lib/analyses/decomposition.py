@@ -41,7 +41,8 @@ def concept_decomposition(clip: Clip, n: int = 500, n_objects: int = 3, seed: in
     ``area_unnamed`` (their share of the pixels) and ``lift_*`` = share / area (1: no preference);
     ``weight_<class>`` (textual weight on object, function and template words, summing to 1) and
     ``words_<class>`` (how many); ``cos_caption``, ``cos_phrases`` (named), ``cos_sum`` (the image
-    against the normalised sum of the named phrases' embeddings).
+    against the normalised sum of the named phrases' embeddings), ``text_sum`` (the caption's embedding
+    against that sum).
     """
     scenes = make_scenes(n, seed=seed, n_objects=n_objects, size=image_size(clip))
     named = _partial_captions(scenes, seed)
@@ -82,6 +83,7 @@ def concept_decomposition(clip: Clip, n: int = 500, n_objects: int = 3, seed: in
             "cos_caption": float(image_emb[i] @ caption_emb[i]),
             "cos_phrases": (emb[:k] @ image_emb[i]).tolist(),
             "cos_sum": float(image_emb[i] @ summed),
+            "text_sum": float(caption_emb[i] @ summed),  # is the caption's embedding the sum of its phrases'?
         }
         for cls in WORD_CLASSES:
             picked = [float(w) for t, w in zip(words[i].tokens, words[i].scores) if word_class(t) == cls]
@@ -102,7 +104,7 @@ def decomposition_summary(records: list[dict], seed: int = 0) -> dict:
     """The numbers the chapter reports, each (value, low, high) with a 95 % bootstrap interval over scenes.
 
     ``by_k``: per number of named objects, the caption map's correlation with the named and with the
-    unnamed phrases' maps, its mass on named and unnamed objects and their areas. ``weights``: the
+    unnamed phrases' maps, its mass on named and unnamed objects and their areas, the cosines. ``weights``: the
     mean textual weight per word of each class. ``additivity``: R^2 of cos(image, caption) fitted on the
     mean cosine of its phrases, and on the image's cosine with the normalised sum of phrase embeddings.
     """
@@ -112,7 +114,8 @@ def decomposition_summary(records: list[dict], seed: int = 0) -> dict:
         by_k[k] = {"scenes": len(rows), **{
             key: _mean_interval(np.array([r[key] for r in rows], float), seed)
             for key in ("corr_named", "corr_unnamed", "corr_each", "share_named", "share_unnamed",
-                        "area_named", "area_unnamed", "lift_named", "lift_unnamed")}}
+                        "area_named", "area_unnamed", "lift_named", "lift_unnamed", "cos_caption", "cos_sum",
+                        "text_sum")}}
     weights = {}
     for cls in WORD_CLASSES:  # weight per word of the class, over captions that have such words
         per_word = np.array([r[f"weight_{cls}"] / r[f"words_{cls}"] for r in records if r[f"words_{cls}"]])
