@@ -1,5 +1,5 @@
-"""Command line: ``python -m gradeclip_lib {explain, evaluate, word-weights, prepare-imagenet, bench, model-check}
---help``."""
+"""Command line: ``python -m gradeclip_lib {explain, evaluate, word-weights, finetune, prepare-imagenet, bench,
+model-check} --help``."""
 
 from __future__ import annotations
 
@@ -134,6 +134,27 @@ def _word_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finetune(args: argparse.Namespace) -> int:
+    from .analyses.concreteness import read_captions
+    from .finetune.captioned import CaptionedConfig, finetune_captioned
+    from .models import load_clip
+
+    images, captions = read_captions(args.captions, args.images, args.limit)  # bad input fails before the model
+    phrases = [line.strip() for line in open(args.phrases, encoding="utf-8") if line.strip()]
+    cfg = CaptionedConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, local_weight=args.local_weight,
+                          seed=args.seed, save_every=args.save_every)
+    clip = load_clip(args.model, pretrained=None if args.random_weights else "openai", device=args.device)
+    print(f"{clip}; {len(captions)} captions; {len(phrases)} phrases; checkpoints in {args.out}", file=sys.stderr)
+    try:
+        _, history = finetune_captioned(clip, images, captions, phrases, cfg, out=args.out)
+    except (ValueError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"local loss {history['local'][0]:.3f} -> {history['local'][-1]:.3f}; the tuned weights: "
+          f"{args.out}/model.safetensors (gl.load_clip({args.model.split(':')[0]!r}, pretrained=that file))")
+    return 0
+
+
 def _model_check(args: argparse.Namespace) -> int:
     from .book import check
 
@@ -223,6 +244,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, help="write the word weights (and the correlation) as JSON")
     p.set_defaults(run=_word_weights)
+
+    p = verbs.add_parser(
+        "finetune", help="Grad-ECLIP-guided fine-tuning on captioned images (resumable)",
+        description="Fine-tune a CLIP ViT with its contrastive loss plus a region-phrase loss: the phrases of "
+        "--phrases found in each caption, each region pooled from dense features under the frozen model's "
+        "Grad-ECLIP map (chapter 8). A checkpoint every --save-every steps; the same command resumes.",
+    )
+    p.add_argument("--captions", required=True, help="COCO's captions_*.json (with --images), or a folder of "
+                   "images each with a same-named .txt of captions")
+    p.add_argument("--images", default=None, help="the folder of the COCO captions file's images")
+    p.add_argument("--phrases", required=True, help="text file, one phrase per line (e.g. COCO's category names)")
+    p.add_argument("--model", default="ViT-B-16-quickgelu:openai", help="NAME[:TAG]")
+    p.add_argument("--random-weights", action="store_true", help="the architecture with random weights, on purpose")
+    p.add_argument("--out", required=True, help="folder for checkpoints and the tuned model.safetensors")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--local-weight", type=float, default=1.0, help="weight of the region-phrase loss")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=100, help="steps between checkpoints")
+    p.add_argument("--limit", type=int, default=None, help="only the first N captions")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(run=_finetune)
 
     p = verbs.add_parser("prepare-imagenet", help="sort the ImageNet validation images into wnid folders",
                          description="Sort ILSVRC 2012 validation images into DIR/<wnid>/ (what valprep.sh "

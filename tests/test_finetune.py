@@ -3,6 +3,7 @@ resumable results, and the shipped tuned model."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 
 import gradeclip_lib as gl
 from gradeclip_lib.finetune import (
+    captioned,
     encode_with_dense,
     finetune_table,
     mask_weights,
@@ -20,6 +22,7 @@ from gradeclip_lib.finetune import (
     region_phrase_loss,
 )
 from gradeclip_lib.finetune import shapes as run
+from gradeclip_lib.finetune.captioned import CaptionedConfig, batch_losses, caption_phrases, finetune_captioned
 from gradeclip_lib.finetune.regions import map_weights
 from gradeclip_lib.metrics import format_rate
 from gradeclip_lib.synthetic.model import SHAPES_DIR, TUNED_DIR
@@ -141,3 +144,92 @@ def test_cli_rejects_an_unknown_run(capsys):
     with pytest.raises(SystemExit):
         main(["finetune", "--runs", "grad_eclip,boxes"])
     assert "unknown boxes" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the real-data version, on a tiny random CLIP
+def test_caption_phrases_takes_whole_words_longest_first():
+    phrases = ["car", "red car", "cat", "dog"]
+    assert caption_phrases("A red car next to a Cat and a catalogue", phrases) == ["red car", "cat"]
+    assert caption_phrases("two dogs", phrases) == []
+
+
+def test_batch_losses_against_a_direct_computation(tiny, images):
+    model = copy.deepcopy(tiny.model).train().requires_grad_(True)
+    captions = ["a red car", "a cat and a dog", "nothing to see"]
+    phrases = [caption_phrases(c, ["red car", "cat", "dog"]) for c in captions]
+    loss_global, loss_local = batch_losses(model, tiny, images, captions, phrases, scale=10.0)
+    pixels = tiny.crop(images)
+    img = F.normalize(model.encode_image(pixels), dim=-1)
+    txt = F.normalize(model.encode_text(tiny.tokenize(captions)), dim=-1)
+    logits = 10.0 * img @ txt.T
+    expected = (F.cross_entropy(logits, torch.arange(3)) + F.cross_entropy(logits.T, torch.arange(3))) / 2
+    assert loss_global.item() == pytest.approx(expected.item(), rel=1e-5)
+    _, dense = encode_with_dense(model.visual, pixels)
+    pairs = [(0, "red car"), (1, "cat"), (1, "dog")]
+    names = sorted({p for _, p in pairs})
+    phrase_emb = F.normalize(model.encode_text(tiny.tokenize(names)), dim=-1)
+    total = 0.0
+    for i, p in pairs:
+        grad_map = gl.explain(tiny, images[i], p, preprocess="crop").maps[0].clamp(min=0).flatten()
+        region = F.normalize((grad_map[:, None] / grad_map.sum() * dense[i]).sum(0), dim=0)
+        logits = 10.0 * phrase_emb @ region
+        total += float(-(logits[names.index(p)] - torch.logsumexp(logits, 0)))
+    assert float(loss_local) == pytest.approx(total / 3, rel=1e-4)
+
+
+def test_captioned_run_resumes_to_the_uninterrupted_weights(tiny, images, tmp_path, monkeypatch):
+    captions = ["a red car", "a cat and a dog", "a dog"]
+    phrases = ["red car", "cat", "dog"]
+    cfg = CaptionedConfig(steps=4, batch_size=2, lr=1e-3, save_every=2)
+    before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
+    whole, history = finetune_captioned(tiny, images, captions, phrases, cfg, out=tmp_path / "whole", progress=False)
+    assert all(torch.equal(v, tiny.model.state_dict()[k]) for k, v in before.items())  # the frozen model
+    assert not all(torch.equal(v, whole.model.state_dict()[k]) for k, v in before.items())
+    calls = {"n": 0}
+    real = captioned.batch_losses
+
+    def killed_at_step_3(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(captioned, "batch_losses", killed_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        finetune_captioned(tiny, images, captions, phrases, cfg, out=tmp_path / "run", progress=False)
+    monkeypatch.setattr(captioned, "batch_losses", real)
+    resumed, again = finetune_captioned(tiny, images, captions, phrases, cfg, out=tmp_path / "run", progress=False)
+    assert all(torch.equal(v, resumed.model.state_dict()[k]) for k, v in whole.model.state_dict().items())
+    assert again["local"] == history["local"]
+    from safetensors.torch import load_file
+
+    saved = load_file(tmp_path / "run" / "model.safetensors")
+    assert all(torch.equal(saved[k], v) for k, v in whole.model.state_dict().items())
+    with pytest.raises(FileExistsError, match="finished run"):
+        finetune_captioned(tiny, images, captions, phrases, cfg, out=tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="no phrase"):
+        finetune_captioned(tiny, images, captions, ["zebra"], cfg, progress=False)
+
+
+def test_finetune_command_on_a_captioned_folder(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from gradeclip_lib.cli import main
+    from gradeclip_lib.synthetic.evaluate import PROMPTS
+
+    folder = tmp_path / "captioned"
+    folder.mkdir()
+    for i, scene in enumerate(gl.synthetic.make_scenes(6, seed=2, size=64)):
+        scene.image.save(folder / f"{i}.png")
+        (folder / f"{i}.txt").write_text(scene.caption + "\n")
+    phrases = tmp_path / "phrases.txt"
+    phrases.write_text("\n".join(p.removeprefix("a ") for p in PROMPTS))
+    out = tmp_path / "tuned"
+    args = ["finetune", "--captions", str(folder), "--phrases", str(phrases), "--model", "shapes", "--out", str(out),
+            "--steps", "2", "--batch-size", "3", "--lr", "1e-3"]
+    assert main(args) == 0
+    assert "local loss" in capsys.readouterr().out
+    tuned, base = load_file(out / "model.safetensors"), gl.load_clip("shapes").model.state_dict()
+    assert tuned.keys() == base.keys() and not all(torch.equal(tuned[k], base[k]) for k in base)
+    assert main(args) == 2 and "finished run" in capsys.readouterr().err
+    assert main([*args[:2], str(tmp_path / "nowhere"), *args[3:]]) == 2
