@@ -162,6 +162,15 @@ def _model_check(args: argparse.Namespace) -> int:
     return 1 if args.require_weights and not found else 0
 
 
+def _captioned_options(p: argparse.ArgumentParser) -> None:
+    """The options of the verbs that read captioned images: where they are, and the model."""
+    p.add_argument("--captions", required=True, help="COCO's captions_*.json (with --images), or a folder of "
+                   "images each with a same-named .txt of captions (one per line)")
+    p.add_argument("--images", default=None, help="the folder of the COCO captions file's images")
+    p.add_argument("--model", default="ViT-B-16-quickgelu:openai", help="NAME[:TAG], or 'shapes'")
+    p.add_argument("--random-weights", action="store_true", help="the architecture with random weights, on purpose")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gradeclip_lib", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -231,11 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         "word's weight over its occurrences, and (with --ratings, e.g. Brysbaert et al.'s concreteness "
         "norms) give the Spearman correlation between weight and rating with a 95 %% interval.",
     )
-    p.add_argument("--captions", required=True, help="COCO's captions_*.json (with --images), or a folder of "
-                   "images each with a same-named .txt of captions (one per line)")
-    p.add_argument("--images", default=None, help="the folder of the COCO captions file's images")
-    p.add_argument("--model", default="ViT-B-16-quickgelu:openai", help="NAME[:TAG], or 'shapes'")
-    p.add_argument("--random-weights", action="store_true", help="the architecture with random weights, on purpose")
+    _captioned_options(p)
     p.add_argument("--ratings", default=None, help="delimited text file: a word column and a rating column "
                    "(Conc.M or the first numeric one)")
     p.add_argument("--min-count", type=int, default=5, help="words seen fewer times are left out (default 5)")
@@ -251,12 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--phrases found in each caption, each region pooled from dense features under the frozen model's "
         "Grad-ECLIP map (chapter 8). A checkpoint every --save-every steps; the same command resumes.",
     )
-    p.add_argument("--captions", required=True, help="COCO's captions_*.json (with --images), or a folder of "
-                   "images each with a same-named .txt of captions")
-    p.add_argument("--images", default=None, help="the folder of the COCO captions file's images")
+    _captioned_options(p)
     p.add_argument("--phrases", required=True, help="text file, one phrase per line (e.g. COCO's category names)")
-    p.add_argument("--model", default="ViT-B-16-quickgelu:openai", help="NAME[:TAG]")
-    p.add_argument("--random-weights", action="store_true", help="the architecture with random weights, on purpose")
     p.add_argument("--out", required=True, help="folder for checkpoints and the tuned model.safetensors")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=32)
