@@ -107,7 +107,8 @@ def _prepare_imagenet(args: argparse.Namespace) -> int:
 def _word_weights(args: argparse.Namespace) -> int:
     import json
 
-    from .analyses.concreteness import concreteness_correlation, read_captions, read_ratings, word_weights
+    from .analyses.concreteness import concreteness_correlation, read_ratings, word_weights
+    from .captions import read_captions
     from .models import load_clip
 
     images, captions = read_captions(args.captions, args.images, args.limit)  # bad input fails before the model
@@ -135,7 +136,7 @@ def _word_weights(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from .analyses.concreteness import read_captions
+    from .captions import read_captions
     from .finetune.captioned import CaptionedConfig, finetune_captioned
     from .models import load_clip
 

@@ -13,7 +13,8 @@ import torch
 
 import gradeclip_lib as gl
 from gradeclip_lib import analyses
-from gradeclip_lib.analyses.concreteness import caption_words, read_captions
+from gradeclip_lib.analyses.concreteness import caption_words
+from gradeclip_lib.captions import read_captions
 from gradeclip_lib.errors import GradEclipError
 from gradeclip_lib.metrics import bootstrap_interval, r_squared, spearman_with_interval
 from gradeclip_lib.synthetic import make_scenes, make_twin_scenes

@@ -112,7 +112,7 @@ def test_the_run_keeps_finished_controls_and_restarts_for_another_recipe(tmp_pat
     assert loaded.encode_image(gl.synthetic.make_scenes(1, size=64)[0].image).shape == (1, 96)
 
     table = finetune_table(record)
-    assert [row[0] for row in table.cells] == ["before", "Grad-ECLIP regions", "global loss only"]
+    assert [row[0] for row in table.cells] == ["before", "Grad-ECLIP", "global only"]
     assert table.cells[1][1] == format_rate(*record["runs"]["grad_eclip"]["checks"]["region"])
     ax = plot_finetune(record, metrics=("region", "zero_shot"))
     heights = sorted(round(p.get_height(), 9) for p in ax.patches)

@@ -22,10 +22,14 @@ def rows_of(record: Mapping) -> dict[str, Mapping]:
     return {"before": record["before"], **{k: v["checks"] for k, v in record["runs"].items()}}
 
 
-def finetune_table(record: Mapping) -> Table:
+SHORT = {"before": "before", "grad_eclip": "Grad-ECLIP", "none": "global only", "masks": "true masks",
+         "uniform": "uniform"}
+
+
+def finetune_table(record: Mapping, metrics: tuple[str, ...] = tuple(METRICS)) -> Table:
     """One row per run (and the base model), one column per measurement, each with its interval."""
-    rows = [[LABELS.get(k, k), *(format_rate(*checks[m]) for m in METRICS)] for k, checks in rows_of(record).items()]
-    return Table(rows, ["model", *METRICS.values()])
+    rows = [[SHORT.get(k, k), *(format_rate(*checks[m]) for m in metrics)] for k, checks in rows_of(record).items()]
+    return Table(rows, ["model", *(METRICS[m] for m in metrics)])
 
 
 @saveable
