@@ -8,6 +8,7 @@
 
 from . import book, plotting, samples
 from .attention import attention_maps
+from .classifiers import Classifier, load_classifier
 from .errors import (
     GradEclipError,
     ImageError,
@@ -35,6 +36,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'gradeclip_lib' has no attribute {name!r}")
 
 __all__ = [
+    "Classifier",
     "Clip",
     "Explanation",
     "GradEclipError",
@@ -52,6 +54,7 @@ __all__ = [
     "explain",
     "explain_text",
     "grad_eclip_terms",
+    "load_classifier",
     "load_clip",
     "prompt_maps",
     "save_figure",

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .classifiers.classifier import Classifier
+from .classifiers.methods import CLASSIFIER_METHODS
 from .explanation import Explanation, TextExplanation, _stack_if_same
 from .images import ImageInput, prepare
 from .methods import IMAGE_METHODS, TEXT_METHODS
@@ -60,12 +62,13 @@ def pair_indices(n_images: int, n_texts: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 def explain(
-    clip: Clip,
+    clip: Clip | Classifier,
     images: ImageInput | Sequence[ImageInput],
-    texts: TextInput,
+    texts: TextInput | None = None,
     method: str = "grad_eclip",
     preprocess: str = "keep",
     batch_size: int | None = None,
+    targets: int | str | Sequence[int | str] | torch.Tensor | None = None,
     **options,
 ) -> Explanation:
     """Explain the cosine similarity of each (image, text) pair with a map over the image's patches.
@@ -77,12 +80,21 @@ def explain(
     e.g. ``mode="paper"`` or ``spatial_weight=False`` for Grad-ECLIP. Methods seeded per pair
     (``random``) take ``seed`` as one integer per pair, or an integer ``s`` that gives pair ``p`` the
     seed ``s + p``.
+
+    With a `Classifier` (``gl.load_classifier``), each map explains a class logit (``probability=True``:
+    its softmax probability): give ``targets`` as class ids or names (or pass them as ``texts``).
     """
     if preprocess not in ("keep", "crop"):
         raise ValueError(f"preprocess must be 'keep' or 'crop', got {preprocess!r}")
-    info = lookup(IMAGE_METHODS, method, "image")
     items = _as_list(images)
-    targets = text_targets(clip, texts)
+    if isinstance(clip, Classifier):  # targets are classes (ids or names); the score is a class logit
+        info = lookup(CLASSIFIER_METHODS, method, "classifier")
+        targets = clip.class_index(texts if targets is None else targets)
+    else:
+        if texts is None:
+            raise ValueError("give the texts to explain the images against (or embeddings [T, E])")
+        info = lookup(IMAGE_METHODS, method, "image")
+        targets = text_targets(clip, texts)
     item_of, text_of = pair_indices(len(items), len(targets))
     unique, image_of_item = distinct_images(items)
     image_of = image_of_item[item_of]
