@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -175,6 +176,6 @@ def test_pointing_hits_against_a_direct_pointing_game():
     for hit, scene in zip(hits.tolist(), scenes):
         obj = scene.objects[0]
         up = gl.explain(classifier, scene.image, targets=f"{obj.colour} {obj.shape}").upsampled()[0].numpy()
-        peaks = torch.tensor((up == up.max()).nonzero()).T.float()
+        peaks = torch.from_numpy(np.argwhere(up == up.max())).float()
         inside = torch.from_numpy(obj.mask).nonzero().float()
         assert hit == bool((torch.cdist(peaks, inside).amin(1) <= 0.04 * 64).all())
