@@ -173,7 +173,7 @@ def test_batch_losses_against_a_direct_computation(tiny, images):
         grad_map = gl.explain(tiny, images[i], p, preprocess="crop").maps[0].clamp(min=0).flatten()
         region = F.normalize((grad_map[:, None] / grad_map.sum() * dense[i]).sum(0), dim=0)
         logits = 10.0 * phrase_emb @ region
-        total += float(-(logits[names.index(p)] - torch.logsumexp(logits, 0)))
+        total += -(logits[names.index(p)] - torch.logsumexp(logits, 0)).item()
     assert float(loss_local) == pytest.approx(total / 3, rel=1e-4)
 
 
