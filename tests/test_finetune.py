@@ -174,7 +174,7 @@ def test_batch_losses_against_a_direct_computation(tiny, images):
         region = F.normalize((grad_map[:, None] / grad_map.sum() * dense[i]).sum(0), dim=0)
         logits = 10.0 * phrase_emb @ region
         total += -(logits[names.index(p)] - torch.logsumexp(logits, 0)).item()
-    assert float(loss_local) == pytest.approx(total / 3, rel=1e-4)
+    assert loss_local.item() == pytest.approx(total / 3, rel=1e-4)
 
 
 def test_captioned_run_resumes_to_the_uninterrupted_weights(tiny, images, tmp_path, monkeypatch):
