@@ -21,10 +21,11 @@ def _stack_if_same(maps: list[torch.Tensor]) -> Maps:
 
 @dataclass
 class Explanation:
-    """Image explanations for B (image, text) pairs.
+    """Image explanations for B (image, text) pairs, or (image, class) pairs of a classifier.
 
     ``maps`` is [B, h, w] on the token grid, raw (not normalised), or a list when sizes differ;
-    ``scores`` [B] is the cosine similarity each map explains; ``image_sizes`` the (H, W) each map
+    ``scores`` [B] is the cosine similarity each map explains (a classifier's class logit or
+    probability); ``image_sizes`` the (H, W) each map
     covers: the input image in keep-size mode, the model's centre crop in crop mode.
     """
 
