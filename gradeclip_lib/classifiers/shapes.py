@@ -4,9 +4,9 @@ scenes, so that its Grad-ECLIP maps can be scored against the true masks of mult
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,7 @@ from ..synthetic.data import render_scenes
 from ..synthetic.evaluate import PROMPTS
 from ..synthetic.model import MEAN, STD
 from ..synthetic.scenes import make_scenes
-from ..synthetic.train import mixed_precision, normalised_pixels
+from ..synthetic.train import lr_at, mixed_precision, normalised_pixels
 from .classifier import Classifier
 from .loading import SHAPES_CLASSIFIER_DIR, load_shapes_classifier, shapes_classifier_model
 
@@ -38,17 +38,14 @@ def train_shapes_classifier(out: str | Path = SHAPES_CLASSIFIER_DIR, steps: int 
     labels = single_object_labels(data.image_sets)
     model = shapes_classifier_model(config).train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    warm = max(1, steps // 20)  # warm-up, then cosine decay
-
-    def factor(s: int) -> float:
-        return min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * max(0, s - warm) / max(1, steps - warm)))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    schedule = SimpleNamespace(lr=lr, warmup=0.05, steps=steps)  # lr_at's warm-up and cosine decay
     gen = torch.Generator().manual_seed(seed)
     device = torch.device("cpu")
     history: dict = {"step": [], "loss": [], "config": config}
     start = time.perf_counter()
     for step in tqdm(range(steps), desc="training the classifier", disable=not progress):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, schedule)
         batch = torch.randint(len(labels), (batch_size,), generator=gen)
         with mixed_precision(device, "bf16"):
             logits = model(normalised_pixels(data.images[batch], device))
@@ -56,7 +53,6 @@ def train_shapes_classifier(out: str | Path = SHAPES_CLASSIFIER_DIR, steps: int 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        schedule.step()
         if (step + 1) % 50 == 0:
             history["step"].append(step + 1)
             history["loss"].append(float(loss.detach()))
