@@ -24,7 +24,7 @@ class UnknownWordError(GradEclipError, ValueError):
 
 
 class UnsupportedModelError(GradEclipError, TypeError):
-    """The model is not an open_clip CLIP with a ViT image tower and standard attention blocks."""
+    """The model (or its image tower) is not one this library explains, or not with this method."""
 
 
 class DatasetError(GradEclipError, ValueError):

@@ -13,11 +13,13 @@ import torch.nn.functional as F
 
 from .classifiers.classifier import Classifier
 from .classifiers.methods import CLASSIFIER_METHODS
+from .errors import UnsupportedModelError
 from .explanation import Explanation, TextExplanation, _stack_if_same
 from .images import ImageInput, prepare
-from .methods import IMAGE_METHODS, TEXT_METHODS
+from .methods import IMAGE_METHODS, RESNET_METHODS, TEXT_METHODS
 from .methods.grad_eclip import ImageTerms, image_terms
-from .methods.registry import lookup, pair_seeds
+from .methods.registry import MethodInfo, lookup, pair_seeds
+from .methods.resnet.grad_eclip import resnet_terms
 from .models.clip import Clip
 
 TextInput = str | Sequence[str] | torch.Tensor
@@ -47,6 +49,19 @@ def distinct_images(items: list) -> tuple[list, torch.Tensor]:
         which.append(seen.setdefault(key, len(seen)))
     first = {i: k for k, i in reversed(list(enumerate(which)))}
     return [items[first[i]] for i in range(len(seen))], torch.tensor(which, dtype=torch.long)
+
+
+def image_method(clip: Clip, method: str) -> MethodInfo:
+    """The method ``method`` for this model's image tower; a ViT-only method on a ResNet CLIP raises
+    UnsupportedModelError naming the methods that apply."""
+    if clip.backbone != "resnet":
+        return lookup(IMAGE_METHODS, method, "image")
+    if method in IMAGE_METHODS and method not in RESNET_METHODS:
+        raise UnsupportedModelError(
+            f"{method!r} needs the attention layers of a ViT image tower; {clip.name} is a ResNet CLIP. "
+            f"Methods for ResNet CLIP: {', '.join(sorted(RESNET_METHODS))}."
+        )
+    return lookup(RESNET_METHODS, method, "ResNet CLIP image")
 
 
 def pair_indices(n_images: int, n_texts: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,7 +108,7 @@ def explain(
     else:
         if texts is None:
             raise ValueError("give the texts to explain the images against (or embeddings [T, E])")
-        info = lookup(IMAGE_METHODS, method, "image")
+        info = image_method(clip, method)
         targets = text_targets(clip, texts)
     item_of, text_of = pair_indices(len(items), len(targets))
     unique, image_of_item = distinct_images(items)
@@ -145,8 +160,9 @@ def grad_eclip_terms(
     if len({tuple(p.shape) for p in pixels}) > 1:
         raise ValueError("grad_eclip_terms needs images of one size (one batch); call it once per size")
     batch = torch.stack(pixels).to(clip.device, clip.dtype)
+    terms = resnet_terms if clip.backbone == "resnet" else image_terms
     with torch.enable_grad():
-        return image_terms(clip, batch, targets[text_of], image_of.to(clip.device), **options)
+        return terms(clip, batch, targets[text_of], image_of.to(clip.device), **options)
 
 
 def image_target(clip: Clip, image: ImageInput | torch.Tensor) -> torch.Tensor:

@@ -42,9 +42,35 @@ def make_tiny_clip(
     return gl.Clip(model, open_clip.get_tokenizer("ViT-B-16"), name="tiny")
 
 
+def make_tiny_resnet_clip(image_size: int = 64, width: int = 8, head_width: int = 64, seed: int = 0) -> gl.Clip:
+    """A tiny open_clip CLIP with a ResNet image tower (one bottleneck per stage, attention pool of
+    ``width * 32 / head_width`` heads); random weights made large enough for peaked pool attention and
+    live residual branches (open_clip zeroes each block's last batch-norm scale)."""
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(
+        embed_dim=32,
+        vision_cfg=CLIPVisionCfg(layers=(1, 1, 1, 1), width=width, head_width=head_width, image_size=image_size),
+        text_cfg=CLIPTextCfg(width=32, heads=4, layers=2),
+    )
+    with torch.no_grad():
+        for name, p in model.visual.named_parameters():
+            if name.startswith("attnpool") and ("q_proj.weight" in name or "k_proj.weight" in name):
+                p.normal_(0, 3.0 / p.shape[-1] ** 0.5)
+            elif "bn" in name and name.endswith("weight"):
+                p.copy_(1 + 0.3 * torch.randn_like(p))
+            elif "bn" in name and name.endswith("bias"):
+                p.normal_(0, 0.1)
+    return gl.Clip(model, open_clip.get_tokenizer("RN50"), name="tiny-rn")
+
+
 @pytest.fixture(scope="session")
 def tiny() -> gl.Clip:
     return make_tiny_clip()
+
+
+@pytest.fixture(scope="session")
+def tiny_rn() -> gl.Clip:
+    return make_tiny_resnet_clip()
 
 
 def random_image(height: int, width: int, seed: int = 0) -> Image.Image:

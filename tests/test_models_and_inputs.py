@@ -70,9 +70,10 @@ def test_cached_weights_are_found_offline(monkeypatch, tmp_path):
     torch.testing.assert_close(clip.visual.proj, source.visual.proj)
 
 
-def test_non_vit_model_is_refused():
-    model = open_clip.create_model("RN50", pretrained=None)
-    with pytest.raises(gl.UnsupportedModelError, match="ViT"):
+def test_an_image_tower_of_another_kind_is_refused_naming_the_supported_ones():
+    model = torch.nn.Module()
+    model.visual = torch.nn.Conv2d(3, 8, 4)
+    with pytest.raises(gl.UnsupportedModelError, match="VisionTransformer.*ModifiedResNet"):
         gl.Clip(model, open_clip.get_tokenizer("RN50"))
 
 

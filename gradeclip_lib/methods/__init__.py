@@ -9,8 +9,25 @@ from . import (  # noqa: F401  (importing a module registers its methods)
     m2ib,
     mask_clip,
     random_map,
+    resnet,
     rise,
 )
-from .registry import IMAGE_METHODS, TEXT_METHODS, MethodOutput, register_image, register_text
+from .registry import (
+    IMAGE_METHODS,
+    RESNET_METHODS,
+    TEXT_METHODS,
+    MethodOutput,
+    register_image,
+    register_resnet,
+    register_text,
+)
 
-__all__ = ["IMAGE_METHODS", "TEXT_METHODS", "MethodOutput", "register_image", "register_text"]
+__all__ = [
+    "IMAGE_METHODS",
+    "RESNET_METHODS",
+    "TEXT_METHODS",
+    "MethodOutput",
+    "register_image",
+    "register_resnet",
+    "register_text",
+]

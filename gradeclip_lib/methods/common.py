@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ..capture import Capture, Record
 from ..models.clip import Clip
+from ..models.resnet_tower import resnet_embedding
 from ..models.towers import run_blocks, text_embedding, text_mask, text_tokens, vision_embedding, vision_tokens
 
 
@@ -29,8 +30,10 @@ def cosine(embedding: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def image_embeddings(clip: Clip, pixels: torch.Tensor) -> torch.Tensor:
-    """Image embeddings [I, E] of model inputs of any keep-size resolution (no graph)."""
+    """Image embeddings [I, E] of model inputs of any keep-size resolution (no graph), ViT or ResNet."""
     with torch.no_grad():
+        if clip.backbone == "resnet":
+            return resnet_embedding(clip.visual, pixels)
         return vision_embedding(clip.visual, run_blocks(clip.vision_blocks, vision_tokens(clip.visual, pixels)))
 
 

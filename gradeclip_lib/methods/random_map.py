@@ -11,7 +11,7 @@ import torch
 
 from ..models.clip import Clip
 from .common import cosine, image_embeddings, token_grid
-from .registry import MethodOutput, pair_seeds, register_image
+from .registry import MethodOutput, pair_seeds, register_image, register_resnet
 
 _MASK = 0xFFFFFFFF
 
@@ -34,6 +34,7 @@ def hashed_uniform(seeds: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     return (pcg_hash((key + position) & _MASK).float() / 2**32).reshape(len(seeds), *shape)
 
 
+@register_resnet("random", cost="none for the map (1 fwd for the reported score)", pair_seeds=True)
 @register_image("random", cost="none for the map (1 fwd for the reported score)", pair_seeds=True)
 def random_image(clip: Clip, pixels, targets, index, seed: int | Sequence[int] = 0) -> MethodOutput:
     """Uniform maps; ``seed`` is one integer per pair, or ``s`` for the seeds ``s + p`` (see `pair_seeds`)."""

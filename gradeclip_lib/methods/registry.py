@@ -29,7 +29,8 @@ class MethodInfo:
     pair_seeds: bool = False  # ``seed`` is one integer per pair (see `explain`), not one per call
 
 
-IMAGE_METHODS: dict[str, MethodInfo] = {}
+IMAGE_METHODS: dict[str, MethodInfo] = {}  # for ViT image towers
+RESNET_METHODS: dict[str, MethodInfo] = {}  # for ResNet image towers (same interface, maps on the stride-32 grid)
 TEXT_METHODS: dict[str, MethodInfo] = {}
 
 
@@ -46,6 +47,11 @@ def register_image(name: str, cost: str = "", pair_seeds: bool = False):
     method receives ``seed`` as a list, one integer per pair, so that a pair's map does not depend on
     the batch it runs in."""
     return _register(IMAGE_METHODS, name, cost, pair_seeds)
+
+
+def register_resnet(name: str, cost: str = "", pair_seeds: bool = False):
+    """Decorator: make ``fn`` available as ``gl.explain(resnet_clip, ..., method=name)``."""
+    return _register(RESNET_METHODS, name, cost, pair_seeds)
 
 
 def register_text(name: str, cost: str = ""):

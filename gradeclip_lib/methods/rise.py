@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..models.clip import Clip
 from .common import cosine, image_embeddings
-from .registry import MethodOutput, register_image
+from .registry import MethodOutput, register_image, register_resnet
 
 
 def rise_masks(n: int, grid: int, p: float, size: tuple[int, int], seed: int = 0,
@@ -31,6 +31,7 @@ def rise_masks(n: int, grid: int, p: float, size: tuple[int, int], seed: int = 0
     return masks.clamp(0, 1).unsqueeze(1).to(device)
 
 
+@register_resnet("rise", cost="n_masks fwd per image")
 @register_image("rise", cost="n_masks fwd per image")
 def rise_image(clip: Clip, pixels, targets, index, n_masks: int = 2000, grid: int = 8, p: float = 0.5,
                seed: int = 0, batch: int = 100) -> MethodOutput:

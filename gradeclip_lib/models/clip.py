@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import open_clip
 import torch
+from open_clip.modified_resnet import ModifiedResNet
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from open_clip.transformer import ResidualAttentionBlock, TextTransformer, VisionTransformer
 from PIL import Image
@@ -15,6 +16,9 @@ from torchvision.transforms import Compose, Normalize, ToTensor
 
 from ..errors import TextTooLongError, UnsupportedModelError
 from ..images import ImageInput, load_image, prepare
+from .resnet_tower import STRIDE
+
+BACKBONES = ("vit", "resnet")
 
 
 @dataclass(frozen=True)
@@ -65,15 +69,19 @@ class Clip:
         pretrained: str | None = None,
     ) -> None:
         visual = getattr(model, "visual", None)
-        if not isinstance(visual, VisionTransformer):
+        if isinstance(visual, ModifiedResNet):
+            self.backbone = "resnet"
+        elif isinstance(visual, VisionTransformer):
+            self.backbone = "vit"
+            if visual.attn_pool is not None:
+                raise UnsupportedModelError(f"{name}: attentional pooling in the image tower is not supported.")
+            _check_blocks(visual.transformer.resblocks, "image tower")
+        else:
             kind = type(visual).__name__ if visual is not None else "no image tower"
             raise UnsupportedModelError(
-                f"{name}: the image tower is {kind}, not an open_clip VisionTransformer. Grad-ECLIP explains "
-                "ViT models (attention over patch tokens); pick a ViT model such as 'ViT-B-16-quickgelu'."
+                f"{name}: the image tower is {kind}; Grad-ECLIP here explains open_clip's VisionTransformer "
+                "(e.g. 'ViT-B-16-quickgelu') and ModifiedResNet (e.g. 'RN50') towers."
             )
-        if visual.attn_pool is not None:
-            raise UnsupportedModelError(f"{name}: attentional pooling in the image tower is not supported.")
-        _check_blocks(visual.transformer.resblocks, "image tower")
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer if tokenizer is not None else open_clip.get_tokenizer("ViT-B-16")
         cfg = dict(preprocess_cfg or getattr(visual, "preprocess_cfg", None) or {})
@@ -85,11 +93,17 @@ class Clip:
 
     # ----------------------------------------------------------------- properties
     @property
-    def visual(self) -> VisionTransformer:
+    def visual(self) -> VisionTransformer | ModifiedResNet:
         return self.model.visual
 
     @property
     def vision_blocks(self) -> nn.ModuleList:
+        """The ViT image tower's attention blocks (a ResNet tower has none: UnsupportedModelError)."""
+        if self.backbone == "resnet":
+            raise UnsupportedModelError(
+                f"{self.name} has a ResNet image tower: it has no attention blocks, only the attention pool "
+                "at its end; this needs a ViT model."
+            )
         return self.visual.transformer.resblocks
 
     @property
@@ -102,6 +116,9 @@ class Clip:
 
     @property
     def patch_size(self) -> int:
+        """Pixels per map cell: the ViT's patch side, or the ResNet's total stride (32)."""
+        if self.backbone == "resnet":
+            return STRIDE
         ph, pw = self.visual.patch_size
         if ph != pw:
             raise UnsupportedModelError(f"{self.name}: non-square patches {ph}x{pw} are not supported.")
