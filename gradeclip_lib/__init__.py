@@ -8,6 +8,7 @@
 
 from . import book, plotting, samples
 from .attention import attention_maps
+from .blip import Blip, load_blip
 from .classifiers import Classifier, load_classifier
 from .errors import (
     GradEclipError,
@@ -36,6 +37,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'gradeclip_lib' has no attribute {name!r}")
 
 __all__ = [
+    "Blip",
     "Classifier",
     "Clip",
     "Explanation",
@@ -54,6 +56,7 @@ __all__ = [
     "explain",
     "explain_text",
     "grad_eclip_terms",
+    "load_blip",
     "load_classifier",
     "load_clip",
     "prompt_maps",

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .blip.methods import BLIP_METHODS
+from .blip.model import Blip
 from .classifiers.classifier import Classifier
 from .classifiers.methods import CLASSIFIER_METHODS
 from .errors import UnsupportedModelError
@@ -77,7 +79,7 @@ def pair_indices(n_images: int, n_texts: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 def explain(
-    clip: Clip | Classifier,
+    clip: Clip | Classifier | Blip,
     images: ImageInput | Sequence[ImageInput],
     texts: TextInput | None = None,
     method: str = "grad_eclip",
@@ -97,7 +99,9 @@ def explain(
     seed ``s + p``.
 
     With a `Classifier` (``gl.load_classifier``), each map explains a class logit (``probability=True``:
-    its softmax probability): give ``targets`` as class ids or names (or pass them as ``texts``).
+    its softmax probability): give ``targets`` as class ids or names (or pass them as ``texts``). With a
+    `Blip` (``gl.load_blip``), ``method="grad_eclip"`` explains the ITC cosine and ``"itm_gradcam"`` the
+    ITM match logit.
     """
     if preprocess not in ("keep", "crop"):
         raise ValueError(f"preprocess must be 'keep' or 'crop', got {preprocess!r}")
@@ -105,6 +109,11 @@ def explain(
     if isinstance(clip, Classifier):  # targets are classes (ids or names); the score is a class logit
         info = lookup(CLASSIFIER_METHODS, method, "classifier")
         targets = clip.class_index(texts if targets is None else targets)
+    elif isinstance(clip, Blip):  # targets are token ids; the method encodes the texts it needs
+        if texts is None:
+            raise ValueError("give the texts to explain the images against")
+        info = lookup(BLIP_METHODS, method, "BLIP")
+        targets = clip.tokenize(texts)
     else:
         if texts is None:
             raise ValueError("give the texts to explain the images against (or embeddings [T, E])")

@@ -1,5 +1,5 @@
-"""The ShapesWorld CLIP: an open_clip `CLIP` (ViT image tower with 8-px patches, causal text tower with
-end-token pooling) whose architecture is data (a config dict saved next to its weights)."""
+"""The ShapesWorld CLIP: an open_clip `CLIP` (ViT image tower with 8-px patches, or a ResNet one; causal
+text tower with end-token pooling) whose architecture is data (a config dict saved next to its weights)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ PRESETS = {
                 "text_width": 128, "text_layers": 3, "embed_dim": 128},
     "large": {"image_size": IMAGE_SIZE, "vision_width": 256, "vision_layers": 6, "head_width": 64,
               "text_width": 256, "text_layers": 3, "embed_dim": 256},
+    # A ResNet image tower (open_clip's ModifiedResNet, one bottleneck per stage, an attention pool of 16
+    # heads): its stride of 32 needs 128-px scenes for a 4 x 4 grid of cells to point with.
+    "resnet": {"image_size": 128, "vision_width": 16, "vision_layers": [1, 1, 1, 1], "head_width": 32,
+               "text_width": 96, "text_layers": 2, "embed_dim": 96},
 }
 DEFAULT_PRESET = "small"
 
@@ -45,8 +49,9 @@ def default_config(preset: str = DEFAULT_PRESET) -> dict:
     vocab = len(WordTokenizer())  # the words, <pad>, <unk>, <start> and <end>
     return {
         "embed_dim": p["embed_dim"],
-        "vision_cfg": {"image_size": p["image_size"], "patch_size": 8, "width": p["vision_width"],
-                       "layers": p["vision_layers"], "head_width": p["head_width"]},
+        "vision_cfg": {"image_size": p["image_size"], "width": p["vision_width"], "layers": p["vision_layers"],
+                       "head_width": p["head_width"],
+                       **({} if isinstance(p["vision_layers"], list) else {"patch_size": 8})},
         "text_cfg": {"context_length": 32, "vocab_size": vocab, "width": p["text_width"], "heads": 2,
                      "layers": p["text_layers"]},
         "quick_gelu": False,

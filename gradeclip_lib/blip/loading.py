@@ -1,0 +1,60 @@
+"""`load_blip`: a BLIP retrieval model by Hugging Face name with its weights (from the local cache, or
+downloaded when the hub answers), from a folder saved with ``save_pretrained``, or with random weights
+on purpose. Never random weights by accident."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import WeightsUnavailableError
+from ..models.loading import hub_reachable
+from .model import Blip
+
+DEFAULT_BLIP = "Salesforce/blip-itm-base-coco"
+
+
+def _cached(name: str) -> bool:
+    """Whether the config and the weights of a hub model are in the local Hugging Face cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    def has(file: str) -> bool:
+        return isinstance(try_to_load_from_cache(name, file), str)
+
+    return has("config.json") and (has("model.safetensors") or has("pytorch_model.bin"))
+
+
+def _offline_message(name: str) -> str:
+    return (f"no weights for {name} on this machine and no network to download them.\n"
+            f"  - with internet, run once: python -c \"import gradeclip_lib as gl; gl.load_blip('{name}')\"\n"
+            f"    (Hugging Face caches them; copy that cache to offline machines), or\n"
+            f"  - pass a folder saved with save_pretrained: gl.load_blip('{name}', pretrained='/path/to/folder'), or\n"
+            f"  - build one with random weights on purpose: gl.Blip(BlipForImageTextRetrieval(config), tokenizer).")
+
+
+def load_blip(name: str = DEFAULT_BLIP, pretrained: bool | str | os.PathLike = True,
+              device: str | torch.device = "cpu") -> Blip:
+    """A `Blip` from a hub name (``pretrained=True``: cached or downloaded weights; a clear error within
+    seconds offline) or from a local folder (``pretrained=path``) holding the model and its processor."""
+    from transformers import BlipForImageTextRetrieval, BlipProcessor
+
+    if pretrained is None or pretrained is False:
+        raise ValueError("BLIP's architecture and tokenizer come with its weights; for random weights build "
+                         "gl.Blip(BlipForImageTextRetrieval(BlipConfig(...)), tokenizer) yourself.")
+    if pretrained is True:
+        local = _cached(name)
+        if not (local or hub_reachable()):
+            raise WeightsUnavailableError(_offline_message(name))
+        source, label = name, "pretrained"
+    else:
+        path = Path(pretrained)
+        if not (path / "config.json").is_file():
+            raise WeightsUnavailableError(f"no BLIP model saved in {path} (needs config.json and the weights)")
+        source, label, local = str(path), str(path), True
+    model = BlipForImageTextRetrieval.from_pretrained(source, local_files_only=local).to(device)
+    processor = BlipProcessor.from_pretrained(source, local_files_only=local)
+    images = processor.image_processor
+    return Blip(model, processor.tokenizer, name=name, pretrained=label, mean=images.image_mean,
+                std=images.image_std, image_size=images.size["height"])
