@@ -6,22 +6,40 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import GradEclipError
+from .errors import GradEclipError, UnsupportedModelError
+
+
+def _explained_model(args: argparse.Namespace):
+    """The model `explain` loads: an open_clip CLIP (ViT or ResNet), a timm classifier or a BLIP."""
+    from .blip import load_blip
+    from .book import model_spec
+    from .classifiers import load_classifier
+    from .models import load_clip
+
+    if args.classifier:
+        return load_classifier(args.classifier, pretrained=None if args.random_weights else True, device=args.device)
+    if args.blip:
+        if args.random_weights:
+            raise UnsupportedModelError("--random-weights is not offered for BLIP: its tokenizer comes with it")
+        return load_blip(args.blip, device=args.device)
+    spec = args.model or model_spec()
+    clip = load_clip(spec, pretrained=None) if args.random_weights else load_clip(spec, device=args.device)
+    return clip.to(args.device)
+
+
+SCORES = {"Clip": "cos(image, {text!r})", "Classifier": "logit of {text!r}", "Blip": "score of {text!r}"}
 
 
 def _explain(args: argparse.Namespace) -> int:
     from . import explain
-    from .book import model_spec
     from .export import RASTER, figure_format, save_figure
-    from .models import load_clip
     from .plotting import overlay, show_map
 
-    spec = args.model or model_spec()
-    clip = load_clip(spec, pretrained=None) if args.random_weights else load_clip(spec, device=args.device)
-    if not args.random_weights:
-        clip.to(args.device)
-    exp = explain(clip, args.image, args.text, method=args.method, mode=args.mode)
-    print(f"{clip}\ncos(image, {args.text!r}) = {float(exp.scores[0]):.4f}; map {tuple(exp.maps[0].shape)}")
+    model = _explained_model(args)
+    options = {"mode": args.mode} if args.mode else {}
+    exp = explain(model, args.image, args.text, method=args.method, **options)
+    what = SCORES[type(model).__name__].format(text=args.text)
+    print(f"{model}\n{what} = {float(exp.scores[0]):.4f} ({args.method}); map {tuple(exp.maps[0].shape)}")
     if args.out:
         if figure_format(args.out) in RASTER:  # the overlay pixel for pixel, at the image's size
             save_figure(overlay(args.image, exp.maps[0]), args.out, dpi=args.dpi)
@@ -176,12 +194,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gradeclip_lib", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True)
 
-    p = verbs.add_parser("explain", help="explain one image-text pair and save an overlay")
+    p = verbs.add_parser("explain", help="explain one image-text pair (or image-class pair) and save an overlay")
     p.add_argument("image", help="path of the image")
-    p.add_argument("text", help="the text to explain the image against")
+    p.add_argument("text", help="the text to explain the image against (with --classifier: a class name)")
     p.add_argument("--method", default="grad_eclip", help="explanation method (default grad_eclip)")
-    p.add_argument("--mode", default="faithful", choices=["faithful", "paper"])
-    p.add_argument("--model", default=None, help="NAME[:TAG] (default $GRADECLIP_MODEL or the book's model)")
+    p.add_argument("--mode", default=None, choices=["faithful", "paper"], help="Grad-ECLIP on a CLIP ViT")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--model", default=None,
+                       help="open_clip NAME[:TAG], ViT or ResNet, e.g. RN50:openai (default $GRADECLIP_MODEL or "
+                            "the book's model)")
+    model.add_argument("--classifier", default=None, help="a timm ViT classifier, e.g. vit_base_patch16_224.augreg_"
+                                                         "in21k_ft_in1k; TEXT is then a class name")
+    model.add_argument("--blip", default=None, help="a BLIP retrieval model, e.g. Salesforce/blip-itm-base-coco "
+                                                   "(methods grad_eclip, itm_gradcam)")
     p.add_argument("--random-weights", action="store_true", help="use the architecture with random weights")
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=None, type=_figure_path,
@@ -292,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except GradEclipError as err:
+    except (GradEclipError, ValueError) as err:  # a request the library refuses, with what to do
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -20,6 +20,28 @@ def test_explain_writes_an_overlay_at_the_image_size(images, tmp_path, capsys):
     assert "random weights" in printed and "cos(image, 'a red circle')" in printed
 
 
+def test_explain_takes_resnet_clips_classifiers_and_blip(images, tmp_path, capsys, monkeypatch):
+    from gradeclip_lib.blip import loading
+    from gradeclip_lib.synthetic import make_scenes
+
+    src = tmp_path / "in.png"
+    images[2].save(src)
+    assert main(["explain", str(src), "a red circle", "--model", "RN50", "--random-weights"]) == 0
+    assert "cos(image, 'a red circle')" in capsys.readouterr().out
+    scene = make_scenes(1, seed=5, n_objects=1)[0]
+    scene.image.save(src)
+    name = scene.objects[0].phrase.removeprefix("a ")  # the classifier's classes: "red circle", ...
+    assert main(["explain", str(src), name, "--classifier", "shapes"]) == 0
+    assert f"logit of '{name}'" in capsys.readouterr().out
+    assert main(["explain", str(src), "a dog", "--classifier", "shapes"]) == 2
+    assert "not a class of shapes-classifier" in capsys.readouterr().err
+    monkeypatch.setattr(loading, "hub_reachable", lambda: False)
+    monkeypatch.setattr(loading, "_cached", lambda name: False)
+    assert main(["explain", str(src), "a cat", "--blip", "Salesforce/blip-itm-base-coco"]) == 2
+    assert "no weights for Salesforce/blip-itm-base-coco" in capsys.readouterr().err
+    assert main(["explain", str(src), "a cat", "--blip", "x", "--random-weights"]) == 2
+
+
 def test_explain_offline_says_what_to_do(images, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
