@@ -280,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         "finetune", help="Grad-ECLIP-guided fine-tuning on captioned images (resumable)",
         description="Fine-tune a CLIP ViT with its contrastive loss plus a region-phrase loss: the phrases of "
         "--phrases found in each caption, each region pooled from dense features under the frozen model's "
-        "Grad-ECLIP map (chapter 8). A checkpoint every --save-every steps; the same command resumes.",
+        "Grad-ECLIP map (chapter 9). A checkpoint every --save-every steps; the same command resumes.",
     )
     _captioned_options(p)
     p.add_argument("--phrases", required=True, help="text file, one phrase per line (e.g. COCO's category names)")

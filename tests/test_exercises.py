@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import gradeclip_lib as gl
-from gradeclip_lib.exercises import NOT_ANSWERED, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08
+from gradeclip_lib.exercises import NOT_ANSWERED, ch01, ch02, ch03, ch05, ch06, ch07, ch08, ch09
 
 
 def fails_with(check, *args, hint: str) -> None:
@@ -131,7 +131,7 @@ def test_ch03_slips_that_one_case_cannot_see_are_caught(monkeypatch, evidence, s
     fails_with(ch03.check_word_weights, slip, words, None, None, "a red circle now", hint=hint)
 
 
-# ------------------------------------------------------------------------------ chapter 4: pointing
+# ------------------------------------------------------------------------------ chapter 5: pointing
 def pointing(maps, masks, tolerance):
     hits = []
     for emap, mask in zip(maps, masks):
@@ -149,10 +149,10 @@ def pointing_vectorised(maps, masks, tolerance):
     return torch.where(masks, dist2.float(), torch.inf).flatten(1).amin(1) <= tolerance**2
 
 
-def test_ch04_pointing_game():
-    ch04.check_pointing_game(pointing)
-    ch04.check_pointing_game(pointing_vectorised)
-    maps, masks = ch04.pointing_cases()
+def test_ch05_pointing_game():
+    ch05.check_pointing_game(pointing)
+    ch05.check_pointing_game(pointing_vectorised)
+    maps, masks = ch05.pointing_cases()
     hits0 = gl.metrics.pointing_game(maps, masks, 0.0)
     assert hits0.any() and not hits0.all()  # the cases can tell a right function from a constant
     assert not torch.equal(hits0, gl.metrics.pointing_game(maps, masks, 3.0))  # and see the tolerance
@@ -178,16 +178,16 @@ def test_ch04_pointing_game():
         (lambda m, k, t: None, NOT_ANSWERED),
         (lambda m, k, t: m.nonexistent, "raised AttributeError"),
     ]:
-        fails_with(ch04.check_pointing_game, wrong, hint=hint)
+        fails_with(ch05.check_pointing_game, wrong, hint=hint)
 
 
-# ------------------------------------------------------------------------------ chapter 5: text-blind
+# ------------------------------------------------------------------------------ chapter 6: text-blind
 @pytest.fixture(scope="module")
 def shapes():
     return gl.load_clip("shapes")
 
 
-def test_ch05_text_awareness(shapes):
+def test_ch06_text_awareness(shapes):
     scene = gl.synthetic.make_scenes(1, seed=7, n_objects=2)[0]
     phrases = [o.phrase for o in scene.objects]
 
@@ -196,7 +196,7 @@ def test_ch05_text_awareness(shapes):
         a, b = (m / m.max() for m in exp.maps)
         return bool((a - b).abs().max() > 1e-3)
 
-    ch05.check_text_awareness(is_text_aware)
+    ch06.check_text_awareness(is_text_aware)
 
     def compares_scores(method):
         exp = gl.explain(shapes, [scene.image, scene.image], phrases, method=method)
@@ -215,10 +215,10 @@ def test_ch05_text_awareness(shapes):
         (half_right, "gets self_attention"),
         (lambda m: None, NOT_ANSWERED),
     ]:
-        fails_with(ch05.check_text_awareness, wrong, hint=hint)
+        fails_with(ch06.check_text_awareness, wrong, hint=hint)
 
 
-# ------------------------------------------------------------------------------ chapter 6: deletion
+# ------------------------------------------------------------------------------ chapter 7: deletion
 def deletion(image, saliency, substrate, counts, score):
     order = saliency.flatten().argsort(descending=True)
     curve = []
@@ -236,9 +236,9 @@ def deletion_batched(image, saliency, substrate, counts, score):
     return score(images).tolist()
 
 
-def test_ch06_deletion_curve():
-    ch06.check_deletion_curve(deletion)
-    ch06.check_deletion_curve(deletion_batched)
+def test_ch07_deletion_curve():
+    ch07.check_deletion_curve(deletion)
+    ch07.check_deletion_curve(deletion_batched)
 
     def insertion(image, saliency, substrate, counts, score):
         rank = saliency.flatten().argsort(descending=True).argsort().reshape(saliency.shape)
@@ -251,17 +251,17 @@ def test_ch06_deletion_curve():
         (lambda *a: ..., NOT_ANSWERED),
         (lambda *a: 1 / 0, "raised ZeroDivisionError"),
     ]:
-        fails_with(ch06.check_deletion_curve, wrong, hint=hint)
+        fails_with(ch07.check_deletion_curve, wrong, hint=hint)
 
 
-def test_ch06_phrase_probability_is_the_zero_shot_probability(shapes):
+def test_ch07_phrase_probability_is_the_zero_shot_probability(shapes):
     from torchvision.transforms.functional import to_tensor
 
     from gradeclip_lib.synthetic.evaluate import PROMPTS
 
     scene = gl.synthetic.make_scenes(2, seed=4, n_objects=1, size=64)
     phrase = scene[0].objects[0].phrase
-    score = ch06.phrase_probability(shapes, phrase)
+    score = ch07.phrase_probability(shapes, phrase)
     images = torch.stack([to_tensor(s.image) for s in scene])
     f = F.normalize(shapes.encode_image([s.image for s in scene]).float(), dim=-1)
     probs = (shapes.model.logit_scale.exp() * f @ shapes.encode_text(PROMPTS).float().T).softmax(-1)
@@ -269,8 +269,8 @@ def test_ch06_phrase_probability_is_the_zero_shot_probability(shapes):
     assert float(score(images[0])) > 0.5 > float(score(torch.zeros_like(images[0])))
 
 
-# ------------------------------------------------------------------------------ chapter 7: lift
-def test_ch07_lift():
+# ------------------------------------------------------------------------------ chapter 8: lift
+def test_ch08_lift():
     def lift(maps, masks):
         mass = maps.clamp(min=0)
         inside = (mass * masks).sum((1, 2)) / mass.sum((1, 2))
@@ -283,8 +283,8 @@ def test_ch07_lift():
             out.append(float(m[k].sum() / m.sum() / k.mean()))
         return out
 
-    ch07.check_lift(lift)
-    ch07.check_lift(lift_numpy)
+    ch08.check_lift(lift)
+    ch08.check_lift(lift_numpy)
     def share(m, k):
         return (m.clamp(min=0) * k).sum((1, 2)) / m.clamp(min=0).sum((1, 2))
 
@@ -295,11 +295,11 @@ def test_ch07_lift():
         (lambda m, k: None, NOT_ANSWERED),
         (None, NOT_ANSWERED),
     ]:
-        fails_with(ch07.check_lift, wrong, hint=hint)
+        fails_with(ch08.check_lift, wrong, hint=hint)
 
 
-# ------------------------------------------------------------------------------ chapter 8: region pooling
-def test_ch08_region_pooling():
+# ------------------------------------------------------------------------------ chapter 9: region pooling
+def test_ch09_region_pooling():
     def pool(dense, maps):
         w = maps.clamp(min=0).flatten(1)
         w = w / w.sum(1, keepdim=True)
@@ -309,12 +309,12 @@ def test_ch08_region_pooling():
         w = F.relu(maps)
         return torch.einsum("bhw,bhwe->be", w / w.sum((1, 2), keepdim=True), dense)
 
-    ch08.check_region_pooling(pool)
-    ch08.check_region_pooling(pool_einsum)
+    ch09.check_region_pooling(pool)
+    ch09.check_region_pooling(pool_einsum)
     for wrong, hint in [
         (lambda d, m: torch.einsum("bhw,bhwe->be", m.clamp(min=0), d), "Normalise each map's weights"),
         (lambda d, m: torch.einsum("bhw,bhwe->be", m / m.sum((1, 2), keepdim=True), d), "Clamp the map at 0"),
         (lambda d, m: d.mean((1, 2)), "mean of all patches"),
         (lambda d, m: ..., NOT_ANSWERED),
     ]:
-        fails_with(ch08.check_region_pooling, wrong, hint=hint)
+        fails_with(ch09.check_region_pooling, wrong, hint=hint)
