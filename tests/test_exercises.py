@@ -8,9 +8,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import random_image
 
 import gradeclip_lib as gl
-from gradeclip_lib.exercises import NOT_ANSWERED, ch01, ch02, ch03, ch05, ch06, ch07, ch08, ch09
+from gradeclip_lib.exercises import NOT_ANSWERED, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09
 
 
 def fails_with(check, *args, hint: str) -> None:
@@ -129,6 +130,61 @@ def test_ch03_slips_that_one_case_cannot_see_are_caught(monkeypatch, evidence, s
     ch03.check_word_weights(word_weights, words, None, None, "a red circle now")
     torch.testing.assert_close(slip(words.evidence), word_weights(words.evidence))  # the slip matches here
     fails_with(ch03.check_word_weights, slip, words, None, None, "a red circle now", hint=hint)
+
+
+# ------------------------------------------------------------------------------ chapter 4: the attention pool
+def test_ch04_pool_map(tiny_rn):
+    image, text = random_image(96, 160, 4), "a red circle"  # a 3 x 5 grid of cells
+    terms = ch04.pool_terms(tiny_rn, image, text)
+
+    def pool_map(w, q, k, v, heads):  # head by head, as the formula reads
+        d = len(w) // heads
+        out = torch.zeros(len(v))
+        for h in range(heads):
+            part = slice(h * d, (h + 1) * d)
+            cos = F.cosine_similarity(q[part][None], k[:, part], dim=1)
+            lam = (cos - cos.min()) / (cos.max() - cos.min())
+            out += (v[:, part] @ w[part]) * lam
+        return F.relu(out)
+
+    def pool_map_vectorised(w, q, k, v, heads):
+        split = lambda t: t.reshape(*t.shape[:-1], heads, -1)  # noqa: E731
+        cos = F.cosine_similarity(split(q)[None], split(k), dim=-1)  # [N, H]
+        lam = (cos - cos.amin(0)) / (cos.amax(0) - cos.amin(0))
+        return F.relu(((split(v) * split(w)).sum(-1) * lam).sum(-1)).numpy()
+
+    ch04.check_pool_map(pool_map, terms, tiny_rn, image, text)
+    ch04.check_pool_map(pool_map_vectorised, terms, tiny_rn, image, text)
+
+    def pool_map_unclipped(w, q, k, v, heads):
+        d = len(w) // heads
+        out = torch.zeros(len(v))
+        for h in range(heads):
+            part = slice(h * d, (h + 1) * d)
+            cos = F.cosine_similarity(q[part][None], k[:, part], dim=1)
+            out += (v[:, part] @ w[part]) * (cos - cos.min()) / (cos.max() - cos.min())
+        return out
+
+    def full_width(w, q, k, v, heads):
+        cos = F.cosine_similarity(q[None], k, dim=1)
+        return F.relu((v @ w) * (cos - cos.min()) / (cos.max() - cos.min()))
+
+    def softmax_weight(w, q, k, v, heads):
+        d = len(w) // heads
+        out = torch.zeros(len(v))
+        for h in range(heads):
+            part = slice(h * d, (h + 1) * d)
+            out += (v[:, part] @ w[part]) * (k[:, part] @ q[part] / d**0.5).softmax(0)
+        return F.relu(out)
+
+    assert pool_map_unclipped(terms.w, terms.q, terms.k, terms.v, terms.heads).min() < 0  # the ReLU matters here
+    for wrong, hint in [
+        (pool_map_unclipped, "Apply the ReLU last"),
+        (full_width, "One cosine per head"),
+        (softmax_weight, "not the softmax"),
+        (None, NOT_ANSWERED),
+    ]:
+        fails_with(ch04.check_pool_map, wrong, terms, tiny_rn, image, text, hint=hint)
 
 
 # ------------------------------------------------------------------------------ chapter 5: pointing

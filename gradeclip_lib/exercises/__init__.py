@@ -5,7 +5,7 @@ compares it with the library's result, and raises ``AssertionError`` with a hint
 mistake it recognises, so a check cell fails until the answer is right and passes for any correct one.
 """
 
-from . import ch01, ch02, ch03, ch05, ch06, ch07, ch08, ch09
+from . import ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09
 from .checking import NOT_ANSWERED
 
-__all__ = ["NOT_ANSWERED", "ch01", "ch02", "ch03", "ch05", "ch06", "ch07", "ch08", "ch09"]
+__all__ = ["NOT_ANSWERED", "ch01", "ch02", "ch03", "ch04", "ch05", "ch06", "ch07", "ch08", "ch09"]

@@ -1,0 +1,80 @@
+"""Chapter 4 (beyond CLIP ViT): Grad-ECLIP's map from the pieces of a ResNet CLIP's attention pool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..explain import explain
+from ..images import ImageInput, prepare
+from ..methods.common import cosine
+from ..methods.spatial_weight import minmax, qk_cosine
+from ..models.clip import Clip
+from ..models.resnet_tower import attention_pool, trunk
+from .checking import call, check_tensor
+
+
+@dataclass
+class PoolTerms:
+    """The attention pool of a ResNet CLIP on one image, against one text: ``w`` [C] = dS/do (o the pool's
+    output before c_proj), the mean token's query ``q`` [C], the cells' keys ``k`` and values ``v`` [N, C],
+    the number of ``heads`` (channel c belongs to head c // (C / heads)) and the cells' ``grid`` (h, w)."""
+
+    w: torch.Tensor
+    q: torch.Tensor
+    k: torch.Tensor
+    v: torch.Tensor
+    heads: int
+    grid: tuple[int, int]
+
+
+def pool_terms(clip: Clip, image: ImageInput, text: str) -> PoolTerms:
+    """`PoolTerms` from the model's own modules (keep-size input, one forward, one backward)."""
+    (pixels,), _ = prepare([image], clip.patch_size, clip.mean, clip.std)
+    with torch.no_grad():
+        feats = trunk(clip.visual, pixels[None].to(clip.device, clip.dtype))
+    with torch.enable_grad():
+        run = attention_pool(clip.visual.attnpool, feats, grad=True)
+        score = cosine(run.embedding, clip.encode_text(text))
+        (w,) = torch.autograd.grad(score.sum(), run.o)
+    q, k, v = (t.detach().float()[0].cpu() for t in (run.q, run.k, run.v))
+    return PoolTerms(w[0].float().cpu(), q[0], k[1:], v[1:], run.heads, run.grid)
+
+
+def check_pool_map(pool_map: Callable, terms: PoolTerms, clip: Clip, image: ImageInput, text: str) -> None:
+    """``pool_map(w, q, k, v, heads)`` must give the map over the N cells that ``gl.explain`` gives."""
+    expected = explain(clip, image, text).maps[0].flatten()
+    n, c = terms.v.shape
+    d = c // terms.heads
+
+    def heads_of(t: torch.Tensor) -> torch.Tensor:  # [.., C] -> [.., H, d]
+        return t.reshape(*t.shape[:-1], terms.heads, d)
+
+    cos = qk_cosine(heads_of(terms.q), heads_of(terms.k).transpose(0, 1))  # [H, N]
+    per_head = (heads_of(terms.v) * heads_of(terms.w)).sum(-1)  # [N, H]: each head's evidence per cell
+
+    def weighted(lam: torch.Tensor) -> torch.Tensor:  # lam [H, N]
+        return (per_head * lam.T).sum(-1)
+
+    softmax = (torch.einsum("hd,nhd->hn", heads_of(terms.q), heads_of(terms.k)) / d**0.5).softmax(-1)
+    interleaved = qk_cosine(terms.q.reshape(d, terms.heads).T, terms.k.reshape(n, d, terms.heads).permute(2, 0, 1))
+    interleaved_evidence = (terms.v.reshape(n, d, terms.heads) * terms.w.reshape(d, terms.heads)).sum(1)  # [N, H]
+    mistakes = {
+        "Apply the ReLU last: negative evidence is set to zero.": lambda: weighted(minmax(cos)),
+        "Min-max each head's cosine over the cells, to [0, 1], before using it as the spatial weight.":
+            lambda: F.relu(weighted(cos)),
+        "One cosine per head, not one over the full width: channel c is weighted by its own head's lambda.":
+            lambda: F.relu((terms.v @ terms.w) * minmax(qk_cosine(terms.q, terms.k))),
+        "The ReLU comes after the sum over channels, not on each channel's product.":
+            lambda: (F.relu(heads_of(terms.v) * heads_of(terms.w)).sum(-1) * minmax(cos).T).sum(-1),
+        "Grad-ECLIP loosens the attention: the spatial weight is the min-maxed q-k cosine, not the softmax.":
+            lambda: F.relu(weighted(softmax)),
+        "Heads are consecutive blocks of C / heads channels (reshape to [heads, C / heads]), not interleaved.":
+            lambda: F.relu((interleaved_evidence * minmax(interleaved).T).sum(-1)),
+        "Multiply by the spatial weight lambda.": lambda: F.relu(terms.v @ terms.w),
+    }
+    answer = call(pool_map, terms.w, terms.q, terms.k, terms.v, terms.heads)
+    check_tensor(answer, expected, "Your map", mistakes)
