@@ -4,6 +4,7 @@ model's own `AttentionPool2d` where the input has its training size."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -18,6 +19,7 @@ from gradeclip_lib.methods import IMAGE_METHODS, RESNET_METHODS
 from gradeclip_lib.models.resnet_tower import resnet_embedding, trunk
 
 TEXTS = ["a red circle", "a photo of a dog"]
+FAST = {"rise": {"n_masks": 40}, "m2ib": {"steps": 3, "samples": 2}}  # as in test_baselines
 
 
 def pixels_of(clip, image):
@@ -87,7 +89,7 @@ def test_scores_are_the_models_own_and_batching_changes_nothing(clip):
     images = [random_image(64, 64, 2), random_image(64, 64, 3), random_image(96, 64, 4)]
     texts = [TEXTS[0], TEXTS[1], TEXTS[1]]
     for method in sorted(RESNET_METHODS):
-        options = {"n_masks": 40} if method == "rise" else {}
+        options = FAST.get(method, {})
         batched = gl.explain(clip, images, texts, method=method, **options)
         for p, (image, text, together, score) in enumerate(zip(images, texts, batched.maps, batched.scores)):
             seed = {"seed": p} if method == "random" else {}  # pair p of a batch is seeded with 0 + p
@@ -157,7 +159,10 @@ def test_text_explanations_and_terms_work_on_a_resnet_clip(clip):
     assert torch.allclose(terms.emap(), gl.explain(clip, image, TEXTS[0]).maps, atol=1e-7)
 
 
-def test_load_clip_builds_resnet_architectures():
-    clip = gl.load_clip("RN50", pretrained=None)
+def test_load_clip_builds_resnet_architectures(caplog):
+    with caplog.at_level(logging.WARNING):
+        clip = gl.load_clip("RN50", pretrained=None)
+    assert "pretrained" not in caplog.text  # asked for; the repr says "random weights"
+    assert "random weights" in repr(clip) and logging.getLogger().level == logging.WARNING
     assert clip.backbone == "resnet" and clip.visual.attnpool.num_heads == 32
     assert len(gl.methods.RESNET_METHODS) >= 6

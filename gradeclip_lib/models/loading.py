@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import socket
 import urllib.parse
@@ -87,6 +89,18 @@ def _offline_message(name: str, tag: str, cfg: dict) -> str:
     )
 
 
+@contextlib.contextmanager
+def _quiet_root_logger():
+    """Silence warnings sent to the root logger (open_clip's "No pretrained weights loaded") for a while."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 def load_clip(
     name: str,
     pretrained: str | os.PathLike | None = "openai",
@@ -124,8 +138,8 @@ def load_clip(
     if name not in open_clip.list_models():
         raise ValueError(f"unknown open_clip model {name!r}; see open_clip.list_models() for the names.")
     preprocess: dict = {}
-    if pretrained is None:
-        with torch.random.fork_rng(devices=[]):
+    if pretrained is None:  # asked for: the Clip's repr says "random weights", open_clip's warning would repeat it
+        with torch.random.fork_rng(devices=[]), _quiet_root_logger():
             torch.manual_seed(seed)
             model = open_clip.create_model(name, pretrained=None, cache_dir=cache_dir)
     elif os.path.isfile(pretrained):
