@@ -1,4 +1,5 @@
-"""Grad-ECLIP explanations of CLIP: image maps and word weights for any open_clip ViT model.
+"""Grad-ECLIP explanations of CLIP: image maps and word weights for open_clip models (ViT and ResNet),
+supervised ViT classifiers (timm) and BLIP (transformers).
 
 >>> import gradeclip_lib as gl
 >>> clip = gl.load_clip("ViT-B-16-quickgelu", pretrained="openai")
@@ -21,7 +22,7 @@ from .errors import (
 from .explain import explain, explain_text, grad_eclip_terms
 from .explanation import Explanation, TextExplanation
 from .export import save_figure
-from .methods import IMAGE_METHODS, TEXT_METHODS
+from .methods import IMAGE_METHODS, RESNET_METHODS, TEXT_METHODS
 from .models import Clip, load_clip
 from .prompts import class_atlas, prompt_maps
 
@@ -43,6 +44,7 @@ __all__ = [
     "Explanation",
     "GradEclipError",
     "IMAGE_METHODS",
+    "RESNET_METHODS",
     "ImageError",
     "TEXT_METHODS",
     "TextExplanation",

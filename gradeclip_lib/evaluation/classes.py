@@ -75,7 +75,7 @@ def folder_classes(root: str | os.PathLike, clip: Clip | None = None) -> ClassSe
 
 def default_templates(clip: Clip | None) -> tuple[str, ...]:
     """The ShapesWorld model's caption templates for it; OpenAI's 80 ImageNet templates otherwise."""
-    if clip is not None and clip.name == "shapes":
+    if clip is not None and clip.name.startswith("shapes"):  # shapes, shapes-tuned, shapes-resnet
         from ..synthetic.scenes import TEMPLATES
 
         return tuple(t.format("a {}") for t in TEMPLATES)

@@ -116,23 +116,26 @@ def load_clip(
     cached nor downloadable raises `WeightsUnavailableError` within seconds, never random weights.
     ``name`` may carry the tag, as in ``"ViT-B-16-quickgelu:openai"``. ``"shapes"`` loads the
     ShapesWorld model trained by ``python -m gradeclip_lib.synthetic train``, ``"shapes-tuned"`` the same model
-    after Grad-ECLIP-guided fine-tuning (``python -m gradeclip_lib.synthetic finetune``).
+    after Grad-ECLIP-guided fine-tuning (``python -m gradeclip_lib.synthetic finetune``), ``"shapes-resnet"`` a
+    ShapesWorld CLIP with a ResNet image tower (``train --preset resnet``).
     """
-    if name in ("shapes", "shapes-tuned"):  # ShapesWorld models shipped in data/ (or a folder given as pretrained)
+    if name in ("shapes", "shapes-tuned", "shapes-resnet"):  # ShapesWorld models in data/ (or a folder given)
         from ..synthetic import model as shapes
 
+        shipped = {"shapes": shapes.SHAPES_DIR, "shapes-tuned": shapes.TUNED_DIR, "shapes-resnet": shapes.RESNET_DIR}
         if pretrained is None and name == "shapes-tuned":
             raise ValueError("'shapes-tuned' is the fine-tuned ShapesWorld model; for random weights load 'shapes' "
                              "with pretrained=None")
         if pretrained is None:
+            config = shapes.default_config("resnet" if name == "shapes-resnet" else shapes.DEFAULT_PRESET)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                return shapes.wrap(shapes.build_model().to(device=device, dtype=as_dtype(dtype)))
-        shipped = shapes.SHAPES_DIR if name == "shapes" else shapes.TUNED_DIR
-        folder = shipped if pretrained == "openai" else pretrained
-        if name == "shapes-tuned" and not (Path(folder) / "model.safetensors").is_file():
-            raise WeightsUnavailableError(f"no fine-tuned ShapesWorld model in {folder}; make it with `python -m "
-                                          f"gradeclip_lib.synthetic finetune --out {folder}` (minutes on a CPU).")
+                return shapes.wrap(shapes.build_model(config).to(device=device, dtype=as_dtype(dtype)), config)
+        folder = shipped[name] if pretrained == "openai" else pretrained
+        if name != "shapes" and not (Path(folder) / "model.safetensors").is_file():
+            how = "synthetic finetune" if name == "shapes-tuned" else "synthetic train --preset resnet"
+            raise WeightsUnavailableError(f"no {name} model in {folder}; make it with `python -m "
+                                          f"gradeclip_lib.{how} --out {folder}`.")
         return shapes.load_shapes_clip(folder, device=device, dtype=as_dtype(dtype))
     name, pretrained = split_name(name, None if pretrained is None else os.fspath(pretrained))
     if name not in open_clip.list_models():

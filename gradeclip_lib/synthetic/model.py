@@ -18,6 +18,7 @@ from .tokenizer import WordTokenizer, vocabulary
 
 SHAPES_DIR = DATA_DIR / "shapes"
 TUNED_DIR = DATA_DIR / "shapes-tuned"  # the same model after Grad-ECLIP-guided fine-tuning (finetune package)
+RESNET_DIR = DATA_DIR / "shapes-resnet"  # a ShapesWorld CLIP with a ResNet image tower (the "resnet" preset)
 MEAN = STD = (0.5, 0.5, 0.5)
 
 
@@ -75,8 +76,9 @@ def wrap(model: open_clip.CLIP, config: dict | None = None, pretrained: str | No
     cfg = config or default_config()
     tokenizer = WordTokenizer(cfg.get("vocabulary"), context_length=cfg["text_cfg"]["context_length"])
     size = cfg["vision_cfg"]["image_size"]
+    name = "shapes-resnet" if isinstance(cfg["vision_cfg"]["layers"], list) else "shapes"
     return Clip(model, tokenizer, preprocess_cfg={"size": size, "mean": MEAN, "std": STD},
-                name="shapes", pretrained=pretrained)
+                name=name, pretrained=pretrained)
 
 
 def save(model: open_clip.CLIP, config: dict, folder: str | Path = SHAPES_DIR) -> Path:
