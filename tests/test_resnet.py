@@ -166,3 +166,12 @@ def test_load_clip_builds_resnet_architectures(caplog):
     assert "random weights" in repr(clip) and logging.getLogger().level == logging.WARNING
     assert clip.backbone == "resnet" and clip.visual.attnpool.num_heads == 32
     assert len(gl.methods.RESNET_METHODS) >= 6
+
+
+def test_the_shapesworld_resnet_preset_builds_and_a_missing_model_says_how_to_train_it(tmp_path):
+    clip = gl.load_clip("shapes-resnet", pretrained=None)
+    assert clip.backbone == "resnet" and clip.name == "shapes-resnet" and clip.preprocess_cfg.size == 128
+    scene = gl.synthetic.make_scenes(1, seed=3, n_objects=2, size=128)[0]
+    assert gl.explain(clip, scene.image, scene.objects[0].phrase).maps.shape == (1, 4, 4)
+    with pytest.raises(gl.WeightsUnavailableError, match="--preset resnet"):
+        gl.load_clip("shapes-resnet", pretrained=tmp_path)
