@@ -11,12 +11,13 @@ from torch import nn
 from torchvision.transforms import Compose, InterpolationMode, Normalize, Resize, ToTensor
 
 from ..errors import TextTooLongError, UnsupportedModelError
+from ..models.wrapped import WrappedModel
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # BLIP's image processor normalises as CLIP does
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class Blip:
+class Blip(WrappedModel):
     """A ``BlipForImageTextRetrieval`` in eval mode with frozen weights, and its (BERT) tokenizer.
 
     ``mean``/``std`` and ``image_size`` are those of its image processor (BLIP resizes the whole image
@@ -40,18 +41,6 @@ class Blip:
         self.crop_transform = Compose([
             Resize((self.image_size, self.image_size), interpolation=InterpolationMode.BICUBIC),
             ToTensor(), Normalize(self.mean, self.std)])
-
-    def __repr__(self) -> str:
-        weights = self.pretrained if self.pretrained is not None else "random weights"
-        return f"Blip({self.name!r}, {weights}, device={self.device})"
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
 
     @property
     def patch_size(self) -> int:

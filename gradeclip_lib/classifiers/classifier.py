@@ -12,9 +12,10 @@ from torch import nn
 
 from ..errors import UnsupportedModelError
 from ..images import ImageInput, prepare
+from ..models.wrapped import WrappedModel
 
 
-class Classifier:
+class Classifier(WrappedModel):
     """A supervised ViT classifier to explain: ``model`` (timm), ``class_names`` (index -> name)."""
 
     def __init__(self, model: nn.Module, class_names: Sequence[str] | None = None, name: str = "classifier",
@@ -39,17 +40,8 @@ class Classifier:
         self.crop_transform = create_transform(**config)
         self.name, self.pretrained = name, pretrained
 
-    def __repr__(self) -> str:
-        weights = self.pretrained if self.pretrained is not None else "random weights"
-        return f"Classifier({self.name!r}, {weights}, {len(self.class_names)} classes, device={self.device})"
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+    def _details(self) -> str:
+        return f", {len(self.class_names)} classes"
 
     @property
     def patch_size(self) -> int:
