@@ -205,6 +205,9 @@ def explain_text(
     against ten images or more runs the text once (Grad-ECLIP's shared route). A single image and a single
     text give one `TextExplanation`, anything else a list, one per pair.
     """
+    if not isinstance(clip, Clip):
+        raise UnsupportedModelError(f"word weights explain a CLIP's text tower; {type(clip).__name__} models are "
+                                    "explained over the image only, with gl.explain")
     info = lookup(TEXT_METHODS, method, "text")
     texts = [text] if isinstance(text, str) else list(text)
     targets = image_targets(clip, image)

@@ -161,6 +161,8 @@ def test_bad_requests_say_what_to_do(blip, monkeypatch):
         gl.explain(blip, image, TEXTS[0], method="game")
     with pytest.raises(ValueError, match="layer"):
         gl.explain(blip, image, TEXTS[0], method="itm_gradcam", layer=5)
+    with pytest.raises(gl.UnsupportedModelError, match="gl.explain"):
+        gl.explain_text(blip, image, TEXTS[0])
     with pytest.raises(gl.TextTooLongError):
         gl.explain(blip, image, " ".join(["dog"] * 20))
     monkeypatch.setattr(loading, "hub_reachable", lambda: False)
