@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ..methods.common import cosine
 from ..methods.random_map import hashed_uniform
 from ..methods.registry import MethodInfo, MethodOutput, pair_seeds
-from ..methods.spatial_weight import minmax, qk_cosine, weighted_values
+from ..methods.spatial_weight import QK_SCOPES, minmax, query_key_cosine, weighted_values
 from .model import Blip
 
 BLIP_METHODS: dict[str, MethodInfo] = {}
@@ -68,19 +68,15 @@ def vision_pass(blip: Blip, pixels: torch.Tensor, index: torch.Tensor, leaf_o: b
 def grad_eclip_blip(blip: Blip, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor,
                     spatial_weight: bool = True, qk: str = "head") -> MethodOutput:
     """Grad-ECLIP maps [B, h, w] of the ITC cosine for pairs (pixels[index[b]], text ids targets[b])."""
-    if qk not in ("head", "width"):
-        raise ValueError(f"qk must be 'head' or 'width', got {qk!r}")
+    if qk not in QK_SCOPES:
+        raise ValueError(f"qk must be one of {QK_SCOPES}, got {qk!r}")
     with torch.no_grad():
         text = blip.text_features(targets)
     tokens, q, k, v, o = vision_pass(blip, pixels, index, leaf_o=True)
     score = cosine(blip.model.vision_proj(tokens[:, 0]), text)
     (grad,) = torch.autograd.grad(score.sum(), o)
-    b, n, heads, d = v.shape
-    lam = None
-    if spatial_weight and qk == "width":
-        lam = minmax(qk_cosine(q[:, 0].reshape(b, -1), k[:, 1:].reshape(b, n - 1, -1)))
-    elif spatial_weight:
-        lam = minmax(qk_cosine(q[:, 0], k[:, 1:].transpose(1, 2)))  # [B, H, N]
+    b, n, heads, _ = v.shape
+    lam = minmax(query_key_cosine(q[:, 0], k[:, 1:].transpose(1, 2), qk)) if spatial_weight else None
     maps = F.relu(weighted_values(grad[:, 0].float(), v[:, 1:].reshape(b, n - 1, -1), lam, heads))
     return MethodOutput(maps.reshape(-1, *grid_of(blip, pixels)).detach(), score.detach())
 

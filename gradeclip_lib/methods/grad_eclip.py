@@ -32,10 +32,9 @@ from .registry import MethodOutput, register_image, register_text
 from .shared_image import grad_eclip_shared
 from .shared_text import grad_eclip_text_shared
 from .single_head import single_head_block
-from .spatial_weight import faithful_lambda, minmax, qk_cosine, weighted_values
+from .spatial_weight import QK_SCOPES, faithful_lambda, minmax, qk_cosine, weighted_values
 
 MODES = ("faithful", "paper")
-QK_SCOPES = ("head", "width")
 
 
 def _check(mode: str, qk: str) -> None:

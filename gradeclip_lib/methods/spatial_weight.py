@@ -21,6 +21,19 @@ def qk_cosine(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return (F.normalize(q, dim=-1).unsqueeze(-2) * F.normalize(k, dim=-1)).sum(-1)
 
 
+QK_SCOPES = ("head", "width")
+
+
+def query_key_cosine(q: torch.Tensor, k: torch.Tensor, qk: str = "head") -> torch.Tensor:
+    """cos(q, k_i) per head [B, H, N] (``qk="head"``), or one over the full width [B, N] (``"width"``),
+    for one query per row ``q`` [B, H, d] against keys ``k`` [B, H, N, d] (heads side by side)."""
+    if qk == "head":
+        return qk_cosine(q, k)
+    if qk == "width":
+        return qk_cosine(q.flatten(1), k.transpose(1, 2).flatten(2))
+    raise ValueError(f"qk must be one of {QK_SCOPES}, got {qk!r}")
+
+
 def weighted_values(w: torch.Tensor, v: torch.Tensor, lam: torch.Tensor | None, heads: int) -> torch.Tensor:
     """sum_c w_c v[i, c] lambda_i -> [B, N].
 
@@ -42,12 +55,9 @@ def faithful_lambda(record: Record, query: torch.Tensor, keys: slice | torch.Ten
     ``query`` indexes one row per batch item ([B] long tensor); ``keys`` selects key positions (a slice,
     or a [B, N] boolean mask of valid keys whose other positions get weight 0).
     """
-    q, k, _ = record.qkv()
+    q, k = (record.split_heads(t) for t in record.qkv()[:2])  # [B, H, N, d]
     rows = torch.arange(q.shape[0], device=q.device)
-    if qk == "width":
-        cos = qk_cosine(q[rows, query], k)  # [B, N]
-    else:
-        cos = qk_cosine(record.split_heads(q)[rows, :, query], record.split_heads(k))  # [B, H, N]
+    cos = query_key_cosine(q[rows, :, query], k, qk)  # [B, H, N], or [B, N] over the full width
     if isinstance(keys, slice):
         return minmax(cos[..., keys])
     mask = keys if cos.ndim == 2 else keys.unsqueeze(1)

@@ -12,9 +12,9 @@ import torch
 
 from ...models.clip import Clip
 from ..common import cosine
-from ..grad_eclip import QK_SCOPES, ImageTerms
+from ..grad_eclip import ImageTerms
 from ..registry import MethodOutput, register_resnet
-from ..spatial_weight import minmax, qk_cosine
+from ..spatial_weight import QK_SCOPES, minmax, query_key_cosine
 from .common import pool_pass
 
 
@@ -36,11 +36,8 @@ def resnet_terms(clip: Clip, pixels: torch.Tensor, targets: torch.Tensor, index:
     score = cosine(run.embedding, targets)
     (w,) = torch.autograd.grad(score.sum(), run.o)
     q, k, v = (t.detach().float() for t in (run.q, run.k, run.v))
-    lam = None
-    if spatial_weight and qk == "width":
-        lam = minmax(qk_cosine(q[:, 0], k[:, 1:]))  # [B, N]
-    elif spatial_weight:
-        lam = minmax(qk_cosine(run.split_heads(q)[:, :, 0], run.split_heads(k)[:, :, 1:]))  # [B, H, N]
+    cells = run.split_heads(k)[:, :, 1:]  # the mean token's own key is not a place in the image
+    lam = minmax(query_key_cosine(run.split_heads(q)[:, :, 0], cells, qk)) if spatial_weight else None
     return ImageTerms(w.float(), v[:, 1:], lam, run.heads, score.detach(), run.grid)
 
 
