@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from ..explain import explain
 from ..images import ImageInput, prepare
 from ..methods.common import cosine
+from ..methods.resnet.common import pool_pass
 from ..methods.spatial_weight import minmax, qk_cosine
 from ..models.clip import Clip
-from ..models.resnet_tower import attention_pool, trunk
 from .checking import call, check_tensor
 
 
@@ -34,10 +34,9 @@ class PoolTerms:
 def pool_terms(clip: Clip, image: ImageInput, text: str) -> PoolTerms:
     """`PoolTerms` from the model's own modules (keep-size input, one forward, one backward)."""
     (pixels,), _ = prepare([image], clip.patch_size, clip.mean, clip.std)
-    with torch.no_grad():
-        feats = trunk(clip.visual, pixels[None].to(clip.device, clip.dtype))
+    batch = pixels[None].to(clip.device, clip.dtype)
     with torch.enable_grad():
-        run = attention_pool(clip.visual.attnpool, feats, grad=True)
+        run = pool_pass(clip, batch, torch.zeros(1, dtype=torch.long, device=clip.device))
         score = cosine(run.embedding, clip.encode_text(text))
         (w,) = torch.autograd.grad(score.sum(), run.o)
     q, k, v = (t.detach().float()[0].cpu() for t in (run.q, run.k, run.v))
