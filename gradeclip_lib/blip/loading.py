@@ -11,9 +11,12 @@ import torch
 
 from ..errors import WeightsUnavailableError
 from ..models.loading import hub_reachable
+from ..samples import DATA_DIR
 from .model import Blip
 
 DEFAULT_BLIP = "Salesforce/blip-itm-base-coco"
+SHAPES_BLIP_DIR = DATA_DIR / "shapes-blip"  # the small BLIP trained on ShapesWorld (see `shapes.py`)
+SHAPES_NAMES = ("shapes", "shapes-blip")
 
 
 def _cached(name: str) -> bool:
@@ -35,11 +38,14 @@ def _offline_message(name: str) -> str:
 
 
 def load_blip(name: str = DEFAULT_BLIP, pretrained: bool | str | os.PathLike = True,
-              device: str | torch.device = "cpu") -> Blip:
+              device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> Blip:
     """A `Blip` from a hub name (``pretrained=True``: cached or downloaded weights; a clear error within
-    seconds offline) or from a local folder (``pretrained=path``) holding the model and its processor."""
+    seconds offline) or from a local folder (``pretrained=path``) holding the model and its processor.
+    ``"shapes-blip"`` is the small BLIP trained on ShapesWorld, shipped in ``data/shapes-blip``."""
     from transformers import BlipForImageTextRetrieval, BlipProcessor
 
+    if name in SHAPES_NAMES and pretrained is True:
+        pretrained = SHAPES_BLIP_DIR
     if pretrained is None or pretrained is False:
         raise ValueError("BLIP's architecture and tokenizer come with its weights; for random weights build "
                          "gl.Blip(BlipForImageTextRetrieval(BlipConfig(...)), tokenizer) yourself.")
@@ -51,9 +57,11 @@ def load_blip(name: str = DEFAULT_BLIP, pretrained: bool | str | os.PathLike = T
     else:
         path = Path(pretrained)
         if not (path / "config.json").is_file():
-            raise WeightsUnavailableError(f"no BLIP model saved in {path} (needs config.json and the weights)")
+            hint = (f"; train one with `python -m gradeclip_lib.synthetic train-blip --out {path}`"
+                    if name in SHAPES_NAMES else "")
+            raise WeightsUnavailableError(f"no BLIP model saved in {path} (needs config.json and the weights){hint}")
         source, label, local = str(path), str(path), True
-    model = BlipForImageTextRetrieval.from_pretrained(source, local_files_only=local).to(device)
+    model = BlipForImageTextRetrieval.from_pretrained(source, local_files_only=local, dtype=dtype).to(device)
     processor = BlipProcessor.from_pretrained(source, local_files_only=local)
     images = processor.image_processor
     return Blip(model, processor.tokenizer, name=name, pretrained=label, mean=images.image_mean,

@@ -5,8 +5,8 @@
   encoder alone), explained on the last vision layer exactly as CLIP's: w = dS/do at the class token (o
   the attention output before ``projection``), values of the patches, per-head min-maxed q-k cosine.
 - ``itm_gradcam``: the ITM head's "match" logit explained by the cross-attention of text layer ``layer``
-  (6 of 12, as LAVIS's ``compute_gradcam``): mean over heads of attention x ReLU(its gradient),
-  averaged over the words (not the class and end tokens).
+  (by default the middle one: 6 of 12, as LAVIS's ``compute_gradcam``): mean over heads of attention x
+  ReLU(its gradient), averaged over the words (not the class and end tokens).
 - ``self_attention``: the class token's attention over the patches in the last vision layer, mean over
   heads (text-blind). ``random``: the floor."""
 
@@ -22,7 +22,6 @@ from ..methods.spatial_weight import QK_SCOPES, minmax, query_key_cosine, weight
 from .model import Blip
 
 BLIP_METHODS: dict[str, MethodInfo] = {}
-ITM_LAYER = 6  # LAVIS's compute_gradcam(block_num=6)
 
 
 def register(name: str, cost: str = "", pair_seeds: bool = False):
@@ -83,11 +82,12 @@ def grad_eclip_blip(blip: Blip, pixels: torch.Tensor, targets: torch.Tensor, ind
 
 @register("itm_gradcam", cost="1 fwd + 1 bwd of the vision and text encoders")
 def itm_gradcam_blip(blip: Blip, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor,
-                     layer: int = ITM_LAYER, probability: bool = False) -> MethodOutput:
+                     layer: int | None = None, probability: bool = False) -> MethodOutput:
     """Gradient-weighted cross-attention maps [B, h, w] of the ITM "match" logit (``probability=True``: its
     softmax probability) for pairs (pixels[index[b]], text ids targets[b])."""
     text = blip.model.text_encoder
     depth = len(text.encoder.layer)
+    layer = depth // 2 if layer is None else layer  # LAVIS's compute_gradcam(block_num=6) of 12 layers
     if not 0 <= layer < depth:
         raise ValueError(f"layer {layer}: the text encoder has {depth} layers (0 .. {depth - 1}); LAVIS uses 6")
     cross = text.encoder.layer[layer].crossattention.self

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..methods.registry import MethodInfo, MethodOutput
+from ..methods.random_map import hashed_uniform
+from ..methods.registry import MethodInfo, MethodOutput, pair_seeds
 from ..methods.spatial_weight import minmax, qk_cosine, weighted_values
 from .classifier import Classifier
 
@@ -109,10 +110,9 @@ def grad_cam_classifier(classifier: Classifier, pixels, targets, index, probabil
 @register("random", cost="none", pair_seeds=True)
 def random_classifier(classifier: Classifier, pixels, targets, index, seed=0, probability: bool = False
                       ) -> MethodOutput:
-    """Uniform noise on the token grid, one generator per pair: the chance level of a metric."""
+    """Uniform maps on the token grid, seeded per pair as CLIP's random map: the chance level of a metric."""
     grid = classifier.check_grid(pixels)
-    seeds = seed if isinstance(seed, list) else [seed + p for p in range(len(index))]
-    maps = torch.stack([torch.rand(grid, generator=torch.Generator().manual_seed(s)) for s in seeds])
+    maps = hashed_uniform(torch.tensor(pair_seeds(seed, len(index)), device=pixels.device), grid)
     with torch.no_grad():
         logits = classifier.model(pixels[index])
     return MethodOutput(maps, _scores(logits, targets, probability))
