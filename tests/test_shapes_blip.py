@@ -7,7 +7,9 @@ import pytest
 import torch
 from test_blip import tiny_blip
 
+import gradeclip_lib as gl
 from gradeclip_lib.blip import shapes
+from gradeclip_lib.errors import WeightsUnavailableError
 from gradeclip_lib.synthetic.data import render_scenes
 
 
@@ -62,3 +64,13 @@ def test_resuming_a_folder_without_a_run_says_how_to_start_one(tmp_path, capsys)
 
     assert main(["train-blip", "--out", str(tmp_path), "--resume"]) == 2
     assert "synthetic train-blip --out" in capsys.readouterr().err
+
+
+def test_the_shipped_blip_loads_offline_and_knows_the_objects_through_both_heads(tmp_path):
+    blip = gl.load_blip("shapes-blip")
+    assert blip.dtype == torch.float32 and blip.image_size == 64 and blip.mean == (0.5, 0.5, 0.5)
+    for head in ("itc", "itm"):
+        hits = shapes.zero_shot_hits(blip, head, n=100, seed=340_000)
+        assert hits.float().mean() >= 0.9, head  # chance is 1/30
+    with pytest.raises(WeightsUnavailableError, match="train-blip"):
+        gl.load_blip("shapes-blip", pretrained=tmp_path / "missing")

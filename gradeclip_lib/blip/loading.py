@@ -4,6 +4,7 @@ on purpose. Never random weights by accident."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -61,8 +62,23 @@ def load_blip(name: str = DEFAULT_BLIP, pretrained: bool | str | os.PathLike = T
                     if name in SHAPES_NAMES else "")
             raise WeightsUnavailableError(f"no BLIP model saved in {path} (needs config.json and the weights){hint}")
         source, label, local = str(path), str(path), True
-    model = BlipForImageTextRetrieval.from_pretrained(source, local_files_only=local, dtype=dtype).to(device)
-    processor = BlipProcessor.from_pretrained(source, local_files_only=local)
+    with _quiet_loading():
+        model = BlipForImageTextRetrieval.from_pretrained(source, local_files_only=local, dtype=dtype).to(device)
+        processor = BlipProcessor.from_pretrained(source, local_files_only=local)
     images = processor.image_processor
     return Blip(model, processor.tokenizer, name=name, pretrained=label, mean=images.image_mean,
                 std=images.image_std, image_size=images.size["height"])
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """Without transformers' per-tensor "Loading weights" bar (a book page would show it), restored after."""
+    from transformers.utils import logging
+
+    was_enabled = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            logging.enable_progress_bar()
