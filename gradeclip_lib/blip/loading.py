@@ -61,7 +61,8 @@ def load_blip(name: str = DEFAULT_BLIP, pretrained: bool | str | os.PathLike = T
             hint = (f"; train one with `python -m gradeclip_lib.synthetic train-blip --out {path}`"
                     if name in SHAPES_NAMES else "")
             raise WeightsUnavailableError(f"no BLIP model saved in {path} (needs config.json and the weights){hint}")
-        source, label, local = str(path), str(path), True
+        label = path.name if name in SHAPES_NAMES else str(path)  # the shipped model, not this clone's path
+        source, local = str(path), True
     with _quiet_loading():
         model = BlipForImageTextRetrieval.from_pretrained(source, local_files_only=local, dtype=dtype).to(device)
         processor = BlipProcessor.from_pretrained(source, local_files_only=local)
