@@ -27,7 +27,7 @@ from .model import Blip
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # BERT's, in the order BertTokenizer expects
 ARCHITECTURE = {  # BLIP's layout at ShapesWorld's scale: 64-px scenes in 8-px patches, 4 + 4 layers
     # BLIP's vision config initialises every weight with std 1e-10 (it is only ever loaded): from that
-    # start the image features are all equal and nothing trains, so the vision tower starts as BERT's
+    # start the image features are all equal and nothing trains, so the vision tower takes BERT's 0.02
     "vision_config": {"image_size": 64, "patch_size": 8, "hidden_size": 128, "intermediate_size": 512,
                       "num_hidden_layers": 4, "num_attention_heads": 4, "initializer_range": 0.02},
     "text_config": {"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 4, "num_attention_heads": 4,
@@ -105,10 +105,10 @@ def train_shapes_blip(out: str | Path = SHAPES_BLIP_DIR, steps: int = 8000, batc
     """Train the ShapesWorld BLIP on ``scenes`` scenes of 1-3 objects (seed 300 000 + ``seed``; a share
     ``partial_captions`` of the multi-object ones captioned with only some of their objects, as a photo's
     caption names some of what it shows; AdamW, warm-up and cosine decay, bf16 autocast) and save it to
-    ``out`` with its history; returns it loaded
-    from there. The training state is checkpointed at every evaluation (zero-shot accuracy of both heads
-    on ``eval_scenes`` scenes): ``resume=True`` continues a run killed in ``out`` to the same weights as
-    an unbroken one; ``stop_at`` stops after that step as a kill would (returns None)."""
+    ``out`` with its history; returns it loaded from there. The training state is checkpointed at every
+    evaluation (zero-shot accuracy of both heads on ``eval_scenes`` scenes): ``resume=True`` continues a
+    run killed in ``out`` to the same weights as an unbroken one; ``stop_at`` stops after that step as a
+    kill would (returns None)."""
     from types import SimpleNamespace
 
     out = Path(out)
@@ -127,13 +127,14 @@ def train_shapes_blip(out: str | Path = SHAPES_BLIP_DIR, steps: int = 8000, batc
                                  size=ARCHITECTURE["vision_config"]["image_size"], workers=workers, progress=progress,
                                  partial_captions=recipe["partial_captions"],
                                  tokenizer=lambda texts: tokenizer(texts, padding=True, return_tensors="pt").input_ids)
+    render_seconds = time.perf_counter() - start
     model = shapes_blip_model(recipe["seed"]).train()
     log_scale = torch.nn.Parameter(torch.tensor(1 / 0.07).log())  # the ITC temperature (BLIP's starting 0.07)
     opt = torch.optim.AdamW([*model.parameters(), log_scale], lr=recipe["lr"], weight_decay=0.05)
     schedule = SimpleNamespace(lr=recipe["lr"], warmup=0.05, steps=recipe["steps"])
     gen = torch.Generator().manual_seed(recipe["seed"])
     history: dict = {"step": [], "itc": [], "itm": [], "eval_step": [], "itc_zero_shot": [], "itm_zero_shot": [],
-                     "recipe": recipe, "render_seconds": time.perf_counter() - start, "train_seconds": 0.0}
+                     "recipe": recipe, "render_seconds": 0.0, "train_seconds": 0.0}
     first = 0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -141,6 +142,7 @@ def train_shapes_blip(out: str | Path = SHAPES_BLIP_DIR, steps: int = 8000, batc
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         history, first = state["history"], state["step"]
+    history["render_seconds"] += render_seconds  # a resumed run renders its scenes again
     device = torch.device("cpu")
     clock = time.perf_counter()
     last = recipe["steps"] if stop_at is None else min(recipe["steps"], stop_at)
@@ -195,6 +197,7 @@ def _write_history(history: dict, out: Path) -> None:
 
 
 def wrap_shapes_blip(model, tokenizer=None, pretrained: str | None = None) -> Blip:
+    """A `Blip` around a ShapesWorld BLIP being trained (ShapesWorld's mean, std and image size)."""
     return Blip(model, tokenizer or shapes_tokenizer(), name="shapes-blip", pretrained=pretrained, mean=MEAN, std=STD,
                 image_size=ARCHITECTURE["vision_config"]["image_size"])
 
