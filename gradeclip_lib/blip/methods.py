@@ -19,7 +19,7 @@ from ..methods.common import cosine
 from ..methods.random_map import hashed_uniform
 from ..methods.registry import MethodInfo, MethodOutput, pair_seeds
 from ..methods.spatial_weight import QK_SCOPES, minmax, query_key_cosine, weighted_values
-from .model import Blip
+from .model import Blip, itm_head_logits
 
 BLIP_METHODS: dict[str, MethodInfo] = {}
 
@@ -101,17 +101,14 @@ def itm_gradcam_blip(blip: Blip, pixels: torch.Tensor, targets: torch.Tensor, in
         image = blip.model.vision_model(pixel_values=pixels[index].to(blip.dtype),
                                         interpolate_pos_encoding=True).last_hidden_state.detach()
         image = image.requires_grad_(True)  # the graph starts here: the gradient reaches the text layers only
-        mask = (targets != blip.pad_id).long()
-        out = text(input_ids=targets, attention_mask=mask, encoder_hidden_states=image,
-                   encoder_attention_mask=torch.ones(image.shape[:2], dtype=torch.long, device=image.device))
+        logits = itm_head_logits(blip.model, targets, image, blip.pad_id)
     finally:
         handle.remove()
-    logits = blip.model.itm_head(out.last_hidden_state[:, 0]).float()
     score = logits.softmax(-1)[:, 1] if probability else logits[:, 1]
     probs = store["probs"]
     (grad,) = torch.autograd.grad(score.sum(), probs)
     cam = (probs[..., 1:] * grad[..., 1:].clamp(min=0)).float().mean(1)  # [B, L, N]
-    length = mask.sum(1, keepdim=True)
+    length = (targets != blip.pad_id).sum(1, keepdim=True)
     positions = torch.arange(targets.shape[1], device=targets.device)[None]
     words = ((positions >= 1) & (positions < length - 1)).float()  # not the class token, not [SEP]
     maps = (cam * words[..., None]).sum(1) / words.sum(1, keepdim=True).clamp_min(1)

@@ -17,6 +17,14 @@ OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # BLIP's image processor
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
+def itm_head_logits(model: nn.Module, ids: torch.Tensor, image: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
+    """ITM logits [B, 2] (no match, match) of a ``BlipForImageTextRetrieval``: the text encoder on token ids
+    [B, L] with cross-attention into image tokens [B, 1+N, D], its class token through ``itm_head``."""
+    out = model.text_encoder(input_ids=ids, attention_mask=(ids != pad_id).long(), encoder_hidden_states=image,
+                             encoder_attention_mask=torch.ones(image.shape[:2], dtype=torch.long, device=image.device))
+    return model.itm_head(out.last_hidden_state[:, 0]).float()
+
+
 class Blip(WrappedModel):
     """A ``BlipForImageTextRetrieval`` in eval mode with frozen weights, and its (BERT) tokenizer.
 

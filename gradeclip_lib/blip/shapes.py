@@ -22,7 +22,7 @@ from ..synthetic.scenes import make_scenes
 from ..synthetic.tokenizer import vocabulary
 from ..synthetic.train import contrastive_loss, lr_at, mixed_precision, normalised_pixels
 from .loading import SHAPES_BLIP_DIR, load_blip
-from .model import Blip
+from .model import Blip, itm_head_logits
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # BERT's, in the order BertTokenizer expects
 ARCHITECTURE = {  # BLIP's layout at ShapesWorld's scale: 64-px scenes in 8-px patches, 4 + 4 layers
@@ -88,10 +88,7 @@ def blip_step_loss(model, pixels: torch.Tensor, ids: torch.Tensor, image_sets: t
     b = len(ids)
     all_ids = torch.cat([ids, ids[neg_text], ids])
     all_images = torch.cat([image, image, image[neg_image]])
-    out = model.text_encoder(input_ids=all_ids, attention_mask=(all_ids != 0).long(),
-                             encoder_hidden_states=all_images,
-                             encoder_attention_mask=torch.ones(all_images.shape[:2], dtype=torch.long))
-    logits = model.itm_head(out.last_hidden_state[:, 0]).float()
+    logits = itm_head_logits(model, all_ids, all_images)
     labels = torch.cat([torch.ones(b), torch.zeros(2 * b)]).long()
     itm = F.cross_entropy(logits, labels)
     return {"loss": itc + itm, "itc": itc.detach(), "itm": itm.detach()}
@@ -242,10 +239,7 @@ def zero_shot_hits(blip: Blip, head: str = "itc", n: int = 500, seed: int = 310_
 
 def itm_logits(blip: Blip, image: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """ITM "match" logits [B] of image tokens [B, 1+N, D] against token ids [B, L]."""
-    out = blip.model.text_encoder(input_ids=ids, attention_mask=(ids != blip.pad_id).long(),
-                                  encoder_hidden_states=image,
-                                  encoder_attention_mask=torch.ones(image.shape[:2], dtype=torch.long))
-    return blip.model.itm_head(out.last_hidden_state[:, 0]).float()[:, 1]
+    return itm_head_logits(blip.model, ids, image, blip.pad_id)[:, 1]
 
 
 def pointing_hits(blip: Blip, method: str = "grad_eclip", n_objects: int = 4, n: int = 200, seed: int = 330_000,
