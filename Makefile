@@ -2,8 +2,10 @@
 #   make book      execute every chapter and build the HTML book into _build/html
 #   make pdf       the whole book as one PDF, _build/pdf/book.pdf (LaTeX: see the README)
 #   make student   the student edition (no solutions, no outputs) and its HTML, in _build/student
-#   make test      unit tests, every notebook under nbval (instructor and student editions), then the
-#                  executed book built and opened page by page in headless Chromium (tools/check_pages.py)
+#   make test      unit tests, every notebook under nbval (instructor and student editions), then the book
+#                  built from the outputs nbval computed (each chapter executes once) and opened page by page
+#                  in headless Chromium (tools/check_pages.py)
+#   make check     the fast tier for the inner loop: ruff, the import-layer contracts, the unit tests
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -16,7 +18,7 @@ LATEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-
 # the book's own Sphinx extension (tools/sphinx_ext) named by absolute path in configs written elsewhere
 ABS_EXT := s|tools/sphinx_ext|$(CURDIR)/tools/sphinx_ext|
 
-.PHONY: book pdf student test lint bench clean browser latex
+.PHONY: book pdf student test check lint bench clean browser latex
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,16 +53,23 @@ student: $(VENV)/.installed
 	$(JB) build _build/student -W -n --keep-going
 	@echo "The student edition: notebooks in _build/student/book, HTML in _build/student/_build/html"
 
-test: $(VENV)/.installed browser
-	$(PY) -m ruff check gradeclip_lib tests tools book
+# nbval runs every chapter (tools/nbval_outputs.py keeps what it computed in _build/check); the build renders
+# those outputs instead of executing the chapters again (tools/executed_book.py refuses stale or missing ones)
+test: lint browser
+	rm -rf _build/check _build/student_check
 	$(PY) tools/student_edition.py _build/student_check --expect-failures
-	MPLBACKEND=agg $(PY) -m pytest --nbval-lax tests book _build/student_check/book
-	rm -rf _build/check
-	$(JB) build . --path-output _build/check -W -n --keep-going --all
+	$(PY) -m pytest -p tools.nbval_outputs --nbval-lax tests book _build/student_check/book \
+		--executed-notebooks _build/check
+	$(PY) tools/executed_book.py _build/check
+	$(JB) build _build/check -W -n --keep-going --all
 	$(PY) tools/check_pages.py _build/check/_build/html
+
+check: lint
+	MPLBACKEND=agg $(PY) -m pytest tests -q
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check gradeclip_lib tests tools book
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.installed
 	$(PY) -m gradeclip_lib bench

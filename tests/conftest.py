@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
+import matplotlib
+
+matplotlib.use("agg")  # figures drawn by the tests stay off screen (the notebooks' kernels keep their inline backend)
+
+import numpy as np  # noqa: E402
 import open_clip
 import pytest
 import torch
