@@ -2,7 +2,7 @@
 supervised ViT classifiers (timm) and BLIP (transformers).
 
 >>> import gradeclip_lib as gl
->>> clip = gl.load_clip("ViT-B-16-quickgelu", pretrained="openai")
+>>> clip = gl.load("ViT-B-16-quickgelu:openai")  # or a timm classifier, a BLIP, "shapes"; pretrained=None
 >>> exp = gl.explain(clip, "cat.jpg", "a photo of a cat")
 >>> exp.upsampled()  # [1, H, W] in [0, 1]
 """
@@ -14,6 +14,7 @@ from .classifiers import Classifier, load_classifier
 from .errors import (
     GradEclipError,
     ImageError,
+    TextError,
     TextTooLongError,
     UnknownWordError,
     UnsupportedModelError,
@@ -22,6 +23,7 @@ from .errors import (
 from .explain import explain, explain_text, grad_eclip_terms
 from .explanation import Explanation, TextExplanation
 from .export import save_figure
+from .loading import load
 from .methods import IMAGE_METHODS, RESNET_METHODS, TEXT_METHODS
 from .models import Clip, load_clip
 from .prompts import class_atlas, prompt_maps
@@ -47,6 +49,7 @@ __all__ = [
     "RESNET_METHODS",
     "ImageError",
     "TEXT_METHODS",
+    "TextError",
     "TextExplanation",
     "TextTooLongError",
     "UnknownWordError",
@@ -57,6 +60,7 @@ __all__ = [
     "WeightsUnavailableError",
     "explain",
     "explain_text",
+    "load",
     "grad_eclip_terms",
     "load_blip",
     "load_classifier",

@@ -15,11 +15,15 @@ class ImageError(GradEclipError, ValueError):
     """An image could not be read, or is too small for the model."""
 
 
-class TextTooLongError(GradEclipError, ValueError):
+class TextError(GradEclipError, ValueError):
+    """A text input the model cannot take: not a string, or an embedding of the wrong width or with NaN."""
+
+
+class TextTooLongError(TextError):
     """A text does not fit in the model's context (77 tokens for CLIP)."""
 
 
-class UnknownWordError(GradEclipError, ValueError):
+class UnknownWordError(TextError):
     """A text uses words that a word-level model (ShapesWorld's) never saw in training."""
 
 

@@ -17,27 +17,22 @@ from .classifiers.classifier import Classifier
 from .classifiers.methods import CLASSIFIER_METHODS
 from .errors import UnsupportedModelError
 from .explanation import Explanation, TextExplanation, _stack_if_same
-from .images import ImageInput, prepare
+from .images import ImageInput, as_image_list, prepare
 from .methods import IMAGE_METHODS, RESNET_METHODS, TEXT_METHODS
 from .methods.grad_eclip import ImageTerms, image_terms
 from .methods.registry import MethodInfo, lookup, pair_seeds
 from .methods.resnet.grad_eclip import resnet_terms
 from .models.clip import Clip
+from .texts import as_text_list, check_embeddings
 
 TextInput = str | Sequence[str] | torch.Tensor
-
-
-def _as_list(images: ImageInput | Sequence[ImageInput]) -> list:
-    if isinstance(images, torch.Tensor) and images.ndim == 4:
-        return list(images)
-    return list(images) if isinstance(images, (list, tuple)) else [images]
 
 
 def text_targets(clip: Clip, texts: TextInput) -> torch.Tensor:
     """Unit text embeddings [T, E] from strings or from embeddings [T, E] / [E]."""
     if isinstance(texts, torch.Tensor):
-        emb = texts if texts.ndim == 2 else texts.unsqueeze(0)
-        return F.normalize(emb.float(), dim=-1).to(clip.device)
+        emb = check_embeddings(texts.float(), clip.embed_dim, "text")
+        return F.normalize(emb, dim=-1).to(clip.device)
     return clip.encode_text(texts)
 
 
@@ -105,7 +100,10 @@ def explain(
     """
     if preprocess not in ("keep", "crop"):
         raise ValueError(f"preprocess must be 'keep' or 'crop', got {preprocess!r}")
-    items = _as_list(images)
+    if targets is not None and not isinstance(clip, Classifier):
+        raise ValueError(f"targets= are the classes of a classifier; {type(clip).__name__} maps explain texts: "
+                         "give them as texts (strings or embeddings)")
+    items = as_image_list(images)
     if isinstance(clip, Classifier):  # targets are classes (ids or names); the score is a class logit
         info = lookup(CLASSIFIER_METHODS, method, "classifier")
         targets = clip.class_index(texts if targets is None else targets)
@@ -161,7 +159,7 @@ def grad_eclip_terms(
     """Grad-ECLIP's factors (channel weights, values, spatial weight), to look at each term of the
     formula separately: for one image and one text, or for pairs as in `explain` (one text per image,
     or one side shared) whose images have the same size, in one batch. Options as for ``explain``."""
-    items = _as_list(image)
+    items = as_image_list(image)
     targets = text_targets(clip, text)
     image_of, text_of = pair_indices(len(items), len(targets))
     crop = clip.crop_transform if preprocess == "crop" else None
@@ -177,7 +175,8 @@ def grad_eclip_terms(
 def image_target(clip: Clip, image: ImageInput | torch.Tensor) -> torch.Tensor:
     """A unit image embedding [1, E] from an image (standard 224 crop) or an embedding [E] / [1, E]."""
     if isinstance(image, torch.Tensor) and image.ndim in (1, 2):
-        return F.normalize(image.float().reshape(1, -1), dim=-1).to(clip.device)
+        emb = check_embeddings(image.float().reshape(1, -1), clip.embed_dim, "image")
+        return F.normalize(emb, dim=-1).to(clip.device)
     return clip.encode_image(image)
 
 
@@ -185,7 +184,8 @@ def image_targets(clip: Clip, images: ImageInput | torch.Tensor | Sequence[Image
     """Unit image embeddings [I, E] from one image or several (PIL, paths: the standard 224 crop) or from
     embeddings [E] / [I, E]."""
     if isinstance(images, torch.Tensor) and images.ndim in (1, 2):
-        return F.normalize(images.float().reshape(-1, images.shape[-1]), dim=-1).to(clip.device)
+        emb = check_embeddings(images.float(), clip.embed_dim, "image")
+        return F.normalize(emb, dim=-1).to(clip.device)
     if isinstance(images, (list, tuple)):
         return clip.encode_image(list(images))
     return image_target(clip, images)
@@ -209,7 +209,7 @@ def explain_text(
         raise UnsupportedModelError(f"word weights explain a CLIP's text tower; {type(clip).__name__} models are "
                                     "explained over the image only, with gl.explain")
     info = lookup(TEXT_METHODS, method, "text")
-    texts = [text] if isinstance(text, str) else list(text)
+    texts = as_text_list(text)
     targets = image_targets(clip, image)
     image_of, text_of = pair_indices(len(targets), len(texts))
     ids = clip.tokenize(texts)

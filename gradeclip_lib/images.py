@@ -12,7 +12,7 @@ from torchvision.transforms import InterpolationMode, Normalize, Resize, ToTenso
 
 from .errors import ImageError
 
-ImageInput = Image.Image | str | os.PathLike | torch.Tensor
+ImageInput = Image.Image | str | os.PathLike | np.ndarray | torch.Tensor
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -36,10 +36,39 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_image(image: Image.Image | str | os.PathLike) -> Image.Image:
-    """An RGB PIL image from a PIL image or a file path (`to_rgb`); unreadable files raise `ImageError`."""
+def from_array(array: np.ndarray) -> Image.Image:
+    """An RGB PIL image from a NumPy image as most libraries hold one: H x W x 3 (or 4, or 1) or H x W, uint8 in
+    0..255 or float in [0, 1]. Anything else raises `ImageError` saying how to convert it."""
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        raise ImageError(f"a NumPy image is H x W x C; got shape {array.shape}, which looks channels-first: "
+                         "pass array.transpose(1, 2, 0).")
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (1, 3, 4)):
+        raise ImageError("a NumPy image is H x W x 3 (RGB), H x W x 4 (RGBA) or H x W (grey); "
+                         f"got shape {array.shape}.")
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ImageError("the NumPy image holds NaN or infinite values.")
+        lo, hi = float(array.min()), float(array.max())
+        if lo < 0 or hi > 1:
+            hint = " (it looks like 0..255: pass array.astype(np.uint8))" if hi <= 255 and lo >= 0 else ""
+            raise ImageError(f"a float NumPy image must hold values in [0, 1]; this one spans [{lo:g}, {hi:g}]{hint}.")
+        array = np.rint(array * 255).astype(np.uint8)
+    elif array.dtype == np.uint16:
+        array = np.rint(array / 257.0).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise ImageError(f"a NumPy image must be uint8 (0..255), uint16 or float in [0, 1]; got {array.dtype}.")
+    return to_rgb(Image.fromarray(np.ascontiguousarray(array)))
+
+
+def load_image(image: Image.Image | str | os.PathLike | np.ndarray) -> Image.Image:
+    """An RGB PIL image from a PIL image, a NumPy image (`from_array`) or a file path (`to_rgb`); unreadable
+    files raise `ImageError`."""
     if isinstance(image, Image.Image):
         return to_rgb(image)
+    if isinstance(image, np.ndarray):
+        return from_array(image)
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
         if not os.path.exists(path):
@@ -51,7 +80,17 @@ def load_image(image: Image.Image | str | os.PathLike) -> Image.Image:
             raise ImageError(
                 f"could not read {path!r} as an image ({err}); give a JPEG, PNG or another format PIL reads."
             ) from err
-    raise ImageError(f"expected a PIL image, a path or a tensor, got {type(image).__name__}.")
+    raise ImageError(f"expected a PIL image, a path, a NumPy H x W x 3 array or a tensor, got {type(image).__name__}.")
+
+
+def as_image_list(images: ImageInput | Sequence[ImageInput]) -> list:
+    """One image or several as a list: a list or tuple, a batch tensor [B, 3, H, W] or a NumPy batch
+    [B, H, W, C] give one item per image."""
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    if isinstance(images, (torch.Tensor, np.ndarray)) and images.ndim == 4:
+        return list(images)
+    return [images]
 
 
 def keep_size_shape(height: int, width: int, patch: int) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from torchvision.transforms import Compose, InterpolationMode, Normalize, Resize
 
 from ..errors import TextTooLongError, UnsupportedModelError
 from ..models.wrapped import WrappedModel
+from ..texts import as_text_list
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # BLIP's image processor normalises as CLIP does
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -61,7 +62,7 @@ class Blip(WrappedModel):
     def tokenize(self, texts: str | Sequence[str]) -> torch.Tensor:
         """Token ids [T, L], padded with the pad id (the attention mask is ``ids != pad_id``); a text longer
         than the text encoder's positions raises instead of being cut."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
+        texts = as_text_list(texts)
         ids = self.tokenizer(texts, padding=True, return_tensors="pt")["input_ids"]
         limit = self.model.config.text_config.max_position_embeddings
         if ids.shape[1] > limit:

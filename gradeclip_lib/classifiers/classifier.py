@@ -11,7 +11,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from ..errors import UnsupportedModelError
-from ..images import ImageInput, prepare
+from ..images import ImageInput, as_image_list, prepare
 from ..models.wrapped import WrappedModel
 
 
@@ -78,8 +78,7 @@ class Classifier(WrappedModel):
 
     def crop(self, images: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
         """The classifier's standard preprocessing (resize, centre crop, normalise) [B, 3, S, S]."""
-        items = images if isinstance(images, (list, tuple)) else [images]
-        pixels, _ = prepare(items, self.patch_size, self.mean, self.std, crop=self.crop_transform)
+        pixels, _ = prepare(as_image_list(images), self.patch_size, self.mean, self.std, crop=self.crop_transform)
         return torch.stack(pixels).to(self.device, self.dtype)
 
     @torch.no_grad()

@@ -13,6 +13,7 @@ import torch
 
 from ..errors import WeightsUnavailableError
 from ..models.loading import hub_reachable
+from ..models.names import how_to_make, shipped
 from ..samples import DATA_DIR
 from .classifier import Classifier
 
@@ -43,16 +44,30 @@ def _cached(model_name: str) -> bool:
 
 
 def load_classifier(name: str, pretrained: bool | str | os.PathLike | None = True, device: str | torch.device = "cpu",
-                    class_names: list[str] | None = None, num_classes: int | None = None) -> Classifier:
+                    class_names: list[str] | None = None, num_classes: int | None = None, seed: int = 0
+                    ) -> Classifier:
     """A `Classifier` from a timm model name (e.g. ``"vit_base_patch16_224.augreg_in21k_ft_in1k"``).
 
     ``pretrained=True``: the name's pretrained weights (a fast, clear error offline when they are not
     cached); a path: a state dict file (``.safetensors`` or ``.pth``); ``None``: random weights, on
-    purpose. ``"shapes"`` loads the ShapesWorld classifier of ``data/shapes-classifier``. Models are
-    created with ``dynamic_img_size=True`` so that images keep their size (``preprocess="keep"``).
+    purpose (drawn from ``seed``). ``"shapes"`` (or ``"shapes-classifier"``) loads the ShapesWorld classifier of
+    ``data/shapes-classifier`` (a folder as ``pretrained``: one trained elsewhere). Models are created with
+    ``dynamic_img_size=True`` so that images keep their size (``preprocess="keep"``).
     """
-    if name == "shapes":
-        return load_shapes_classifier(SHAPES_CLASSIFIER_DIR if pretrained in (True, None) else pretrained, device)
+    entry = shipped(name, "classifier")
+    if entry is not None:
+        if pretrained is None or pretrained is False:
+            return random_shapes_classifier(entry.folder, device, seed)
+        return load_shapes_classifier(entry.folder if pretrained is True else pretrained, device)
+    if pretrained is None or pretrained is False:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return _timm_classifier(name, None, device, class_names, num_classes)
+    return _timm_classifier(name, pretrained, device, class_names, num_classes)
+
+
+def _timm_classifier(name: str, pretrained: bool | str | os.PathLike | None, device: str | torch.device,
+                     class_names: list[str] | None, num_classes: int | None) -> Classifier:
     kwargs = {"dynamic_img_size": True, **({"num_classes": num_classes} if num_classes else {})}
     if pretrained is True:
         if not (_cached(name) or hub_reachable()):
@@ -63,7 +78,7 @@ def load_classifier(name: str, pretrained: bool | str | os.PathLike | None = Tru
                 f"  - use random weights on purpose: gl.load_classifier('{name}', pretrained=None).")
         model = timm.create_model(name, pretrained=True, **kwargs)
         label = "pretrained"
-    elif pretrained is None or pretrained is False:
+    elif pretrained is None:
         model = timm.create_model(name, pretrained=False, **kwargs)
         label = None
     else:
@@ -83,20 +98,43 @@ def shapes_classifier_model(config: dict) -> torch.nn.Module:
     return VisionTransformer(**config["vit"], num_classes=len(config["classes"]), dynamic_img_size=True)
 
 
+def random_shapes_classifier(folder: str | os.PathLike = SHAPES_CLASSIFIER_DIR, device: str | torch.device = "cpu",
+                             seed: int = 0) -> Classifier:
+    """The ShapesWorld classifier's architecture (from ``folder``'s config) with random weights drawn from ``seed``:
+    what a model-randomisation sanity check compares the trained classifier with."""
+    config = _shapes_config(Path(folder))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = shapes_classifier_model(config)
+    return _wrap_shapes(model, config, device, pretrained=None)
+
+
+def _shapes_config(folder: Path) -> dict:
+    if not (folder / "config.json").is_file():
+        raise WeightsUnavailableError(f"no ShapesWorld classifier in {folder}; train one with "
+                                      f"`{how_to_make('shapes-classifier', folder)}` (minutes on a CPU)")
+    return json.loads((folder / "config.json").read_text())
+
+
+def _wrap_shapes(model: torch.nn.Module, config: dict, device: str | torch.device, pretrained: str | None
+                 ) -> Classifier:
+    size = config["vit"]["img_size"]
+    model.pretrained_cfg = {**(getattr(model, "pretrained_cfg", None) or {}), "mean": tuple(config["mean"]),
+                            "std": tuple(config["std"]), "input_size": (3, size, size), "crop_pct": 1.0,
+                            "interpolation": "bicubic"}
+    return Classifier(model.to(device), config["classes"], name="shapes-classifier", pretrained=pretrained)
+
+
 def load_shapes_classifier(folder: str | os.PathLike = SHAPES_CLASSIFIER_DIR, device: str | torch.device = "cpu"
                            ) -> Classifier:
     """The ViT classifier trained on single-object ShapesWorld scenes (30 classes 'red circle', ...)."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    if not (folder / "model.safetensors").is_file() or not (folder / "config.json").is_file():
-        raise WeightsUnavailableError(f"no ShapesWorld classifier in {folder}; train one with `python -m "
-                                      f"gradeclip_lib.synthetic train-classifier --out {folder}` (minutes on a CPU)")
-    config = json.loads((folder / "config.json").read_text())
+    config = _shapes_config(folder)
+    if not (folder / "model.safetensors").is_file():
+        raise WeightsUnavailableError(f"no ShapesWorld classifier weights in {folder}; train them with "
+                                      f"`{how_to_make('shapes-classifier', folder)}` (minutes on a CPU)")
     model = shapes_classifier_model(config)
     model.load_state_dict({k: v.float() for k, v in load_file(folder / "model.safetensors").items()})
-    size = config["vit"]["img_size"]
-    model.pretrained_cfg = {**(getattr(model, "pretrained_cfg", None) or {}), "mean": tuple(config["mean"]),
-                            "std": tuple(config["std"]), "input_size": (3, size, size), "crop_pct": 1.0,
-                            "interpolation": "bicubic"}
-    return Classifier(model.to(device), config["classes"], name="shapes-classifier", pretrained=folder.name)
+    return _wrap_shapes(model, config, device, pretrained=folder.name)

@@ -15,7 +15,8 @@ from torch import nn
 from torchvision.transforms import Compose, Normalize, ToTensor
 
 from ..errors import TextTooLongError, UnsupportedModelError
-from ..images import ImageInput, load_image, prepare
+from ..images import ImageInput, as_image_list, load_image, prepare
+from ..texts import as_text_list
 from .resnet_tower import STRIDE
 
 BACKBONES = ("vit", "resnet")
@@ -92,6 +93,11 @@ class Clip:
         self.pretrained = pretrained
 
     # ----------------------------------------------------------------- properties
+    @property
+    def embed_dim(self) -> int:
+        """The width of the joint embedding space (image and text embeddings)."""
+        return int(self.model.visual.output_dim)
+
     @property
     def visual(self) -> VisionTransformer | ModifiedResNet:
         return self.model.visual
@@ -175,7 +181,7 @@ class Clip:
     # ----------------------------------------------------------------- text
     def tokenize(self, texts: str | Sequence[str]) -> torch.Tensor:
         """Token ids [B, context_length]; a text too long for the context raises instead of being cut."""
-        texts = [texts] if isinstance(texts, str) else list(texts)
+        texts = as_text_list(texts)
         encode = getattr(self.tokenizer, "encode", None)
         if encode is not None:
             for text in texts:
@@ -199,8 +205,7 @@ class Clip:
     # ----------------------------------------------------------------- images
     def crop(self, images: ImageInput | Sequence[ImageInput]) -> torch.Tensor:
         """The model's standard preprocessing (resize, centre crop, normalise): pixels [B, 3, S, S]."""
-        items = images if isinstance(images, (list, tuple)) else [images]
-        pixels, _ = prepare(items, self.patch_size, self.mean, self.std, crop=self.crop_transform)
+        pixels, _ = prepare(as_image_list(images), self.patch_size, self.mean, self.std, crop=self.crop_transform)
         return torch.stack(pixels).to(self.device, self.dtype)
 
     def crop_view(self, image: ImageInput) -> Image.Image:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -14,6 +15,7 @@ import torch
 
 from ..errors import WeightsUnavailableError
 from .clip import Clip
+from .names import how_to_make, shipped
 
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
@@ -89,6 +91,39 @@ def _offline_message(name: str, tag: str, cfg: dict) -> str:
     )
 
 
+def _default_tag(name: str) -> str:
+    """The tag that ``pretrained=True`` means: the one in the name, else "openai" (the book's weights)."""
+    base = name.split(":", 1)[0]
+    if ":" in name or base not in open_clip.list_models():
+        return "openai"  # split_name keeps the name's own tag; an unknown name is refused below
+    tags = open_clip.list_pretrained_tags_by_model(base)
+    if "openai" in tags:
+        return "openai"
+    raise WeightsUnavailableError(f"{base} has no 'openai' weights: name a tag, e.g. pretrained={tags[0]!r} "
+                                  f"(known tags: {', '.join(tags)}), or pretrained=None for random weights."
+                                  if tags else f"{base} has no pretrained weights in open_clip: pass a weights file, "
+                                  "or pretrained=None for random weights.")
+
+
+def _load_shipped(name: str, folder: Path, pretrained, device, dtype, seed: int) -> Clip:
+    """A ShapesWorld CLIP shipped in ``data/`` (or trained into the folder ``pretrained``), or its architecture
+    with random weights (``pretrained=None``)."""
+    from ..synthetic import model as shapes  # the ShapesWorld builder sits above models/ for now
+
+    if pretrained is None:
+        saved = folder / "config.json"
+        config = json.loads(saved.read_text()) if saved.is_file() else shapes.default_config(
+            "resnet" if name == "shapes-resnet" else shapes.DEFAULT_PRESET)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return shapes.wrap(shapes.build_model(config).to(device=device, dtype=dtype), config)
+    if pretrained not in (True, "openai"):
+        folder = Path(pretrained)
+    if not (folder / "model.safetensors").is_file():
+        raise WeightsUnavailableError(f"no {name} model in {folder}; make it with `{how_to_make(name, folder)}`.")
+    return shapes.load_shapes_clip(folder, device=device, dtype=dtype)
+
+
 @contextlib.contextmanager
 def _quiet_root_logger():
     """Silence warnings sent to the root logger (open_clip's "No pretrained weights loaded") for a while."""
@@ -103,40 +138,27 @@ def _quiet_root_logger():
 
 def load_clip(
     name: str,
-    pretrained: str | os.PathLike | None = "openai",
+    pretrained: bool | str | os.PathLike | None = True,
     device: str | torch.device = "cpu",
     dtype: str | torch.dtype | None = None,
     cache_dir: str | None = None,
     seed: int = 0,
 ) -> Clip:
-    """Build a `Clip` from an open_clip model name and a pretrained tag, a weights file, or None.
+    """Build a `Clip` from an open_clip model name and its pretrained weights, a weights file, or None.
 
-    ``pretrained=None`` is the explicit choice of random weights (drawn reproducibly from ``seed``,
-    without touching the global random state); a tag whose weights are neither
-    cached nor downloadable raises `WeightsUnavailableError` within seconds, never random weights.
-    ``name`` may carry the tag, as in ``"ViT-B-16-quickgelu:openai"``. ``"shapes"`` loads the
-    ShapesWorld model trained by ``python -m gradeclip_lib.synthetic train``, ``"shapes-tuned"`` the same model
-    after Grad-ECLIP-guided fine-tuning (``python -m gradeclip_lib.synthetic finetune``), ``"shapes-resnet"`` a
-    ShapesWorld CLIP with a ResNet image tower (``train --preset resnet``).
+    ``pretrained=True`` (default): the tag in the name (``"ViT-B-16-quickgelu:openai"``), else ``"openai"``; a
+    tag: that tag's weights; a path: a weights file; ``None``: random weights on purpose (drawn reproducibly
+    from ``seed``, without touching the global random state). Weights that are neither cached nor
+    downloadable raise `WeightsUnavailableError` within seconds, never random weights. The ShapesWorld
+    models shipped in ``data/`` load by name: ``"shapes"``, ``"shapes-tuned"`` (after Grad-ECLIP-guided
+    fine-tuning), ``"shapes-resnet"`` (a ResNet image tower); a path as ``pretrained`` reads such a model from
+    another folder.
     """
-    if name in ("shapes", "shapes-tuned", "shapes-resnet"):  # ShapesWorld models in data/ (or a folder given)
-        from ..synthetic import model as shapes
-
-        shipped = {"shapes": shapes.SHAPES_DIR, "shapes-tuned": shapes.TUNED_DIR, "shapes-resnet": shapes.RESNET_DIR}
-        if pretrained is None and name == "shapes-tuned":
-            raise ValueError("'shapes-tuned' is the fine-tuned ShapesWorld model; for random weights load 'shapes' "
-                             "with pretrained=None")
-        if pretrained is None:
-            config = shapes.default_config("resnet" if name == "shapes-resnet" else shapes.DEFAULT_PRESET)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                return shapes.wrap(shapes.build_model(config).to(device=device, dtype=as_dtype(dtype)), config)
-        folder = shipped[name] if pretrained == "openai" else pretrained
-        if name != "shapes" and not (Path(folder) / "model.safetensors").is_file():
-            how = "synthetic finetune" if name == "shapes-tuned" else "synthetic train --preset resnet"
-            raise WeightsUnavailableError(f"no {name} model in {folder}; make it with `python -m "
-                                          f"gradeclip_lib.{how} --out {folder}`.")
-        return shapes.load_shapes_clip(folder, device=device, dtype=as_dtype(dtype))
+    entry = shipped(name, "clip")
+    if entry is not None:
+        return _load_shipped(name, entry.folder, pretrained, device, as_dtype(dtype), seed)
+    if pretrained is True:
+        pretrained = _default_tag(name)
     name, pretrained = split_name(name, None if pretrained is None else os.fspath(pretrained))
     if name not in open_clip.list_models():
         raise ValueError(f"unknown open_clip model {name!r}; see open_clip.list_models() for the names.")
