@@ -93,6 +93,11 @@ class Clip:
 
     # ----------------------------------------------------------------- properties
     @property
+    def family(self) -> str:
+        """The model family's name in the method registry: "clip_vit" or "clip_resnet"."""
+        return f"clip_{self.backbone}"
+
+    @property
     def visual(self) -> VisionTransformer | ModifiedResNet:
         return self.model.visual
 
