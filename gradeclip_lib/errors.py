@@ -27,8 +27,9 @@ class UnknownWordError(TextError):
     """A text uses words that a word-level model (ShapesWorld's) never saw in training."""
 
 
-class UnsupportedModelError(GradEclipError, TypeError):
-    """The model (or its image tower) is not one this library explains, or not with this method."""
+class UnsupportedModelError(GradEclipError, TypeError, ValueError):
+    """The model (or its image tower) is not one this library explains, or not with this method (the message
+    names the methods that apply). A TypeError and, for code that caught an unknown method, a ValueError."""
 
 
 class DatasetError(GradEclipError, ValueError):

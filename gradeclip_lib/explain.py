@@ -11,29 +11,21 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .blip.methods import BLIP_METHODS
+from .adapters import adapter_for, family_of
+from .adapters.clip import text_targets
 from .blip.model import Blip
 from .classifiers.classifier import Classifier
-from .classifiers.methods import CLASSIFIER_METHODS
 from .errors import UnsupportedModelError
 from .explanation import Explanation, TextExplanation, _stack_if_same
 from .images import ImageInput, as_image_list, prepare
-from .methods import IMAGE_METHODS, RESNET_METHODS, TEXT_METHODS
 from .methods.grad_eclip import ImageTerms, image_terms
-from .methods.registry import MethodInfo, lookup, pair_seeds
-from .methods.resnet.grad_eclip import resnet_terms
+from .methods.registry import method_for, pair_seeds
 from .models.clip import Clip
 from .texts import as_text_list, check_embeddings
 
 TextInput = str | Sequence[str] | torch.Tensor
 
 
-def text_targets(clip: Clip, texts: TextInput) -> torch.Tensor:
-    """Unit text embeddings [T, E] from strings or from embeddings [T, E] / [E]."""
-    if isinstance(texts, torch.Tensor):
-        emb = check_embeddings(texts.float(), clip.embed_dim, "text")
-        return F.normalize(emb, dim=-1).to(clip.device)
-    return clip.encode_text(texts)
 
 
 def distinct_images(items: list) -> tuple[list, torch.Tensor]:
@@ -46,19 +38,6 @@ def distinct_images(items: list) -> tuple[list, torch.Tensor]:
         which.append(seen.setdefault(key, len(seen)))
     first = {i: k for k, i in reversed(list(enumerate(which)))}
     return [items[first[i]] for i in range(len(seen))], torch.tensor(which, dtype=torch.long)
-
-
-def image_method(clip: Clip, method: str) -> MethodInfo:
-    """The method ``method`` for this model's image tower; a ViT-only method on a ResNet CLIP raises
-    UnsupportedModelError naming the methods that apply."""
-    if clip.backbone != "resnet":
-        return lookup(IMAGE_METHODS, method, "image")
-    if method in IMAGE_METHODS and method not in RESNET_METHODS:
-        raise UnsupportedModelError(
-            f"{method!r} needs the attention layers of a ViT image tower; {clip.name} is a ResNet CLIP. "
-            f"Methods for ResNet CLIP: {', '.join(sorted(RESNET_METHODS))}."
-        )
-    return lookup(RESNET_METHODS, method, "ResNet CLIP image")
 
 
 def pair_indices(n_images: int, n_texts: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,18 +83,16 @@ def explain(
         raise ValueError(f"targets= are the classes of a classifier; {type(clip).__name__} maps explain texts: "
                          "give them as texts (strings or embeddings)")
     items = as_image_list(images)
+    info = method_for(family_of(clip), method, getattr(clip, "name", None))
     if isinstance(clip, Classifier):  # targets are classes (ids or names); the score is a class logit
-        info = lookup(CLASSIFIER_METHODS, method, "classifier")
         targets = clip.class_index(texts if targets is None else targets)
     elif isinstance(clip, Blip):  # targets are token ids; the method encodes the texts it needs
         if texts is None:
             raise ValueError("give the texts to explain the images against")
-        info = lookup(BLIP_METHODS, method, "BLIP")
         targets = clip.tokenize(texts)
     else:
         if texts is None:
             raise ValueError("give the texts to explain the images against (or embeddings [T, E])")
-        info = image_method(clip, method)
         targets = text_targets(clip, texts)
     item_of, text_of = pair_indices(len(items), len(targets))
     unique, image_of_item = distinct_images(items)
@@ -154,22 +131,23 @@ def explain(
 
 
 def grad_eclip_terms(
-    clip: Clip, image: ImageInput | Sequence[ImageInput], text: TextInput, preprocess: str = "keep", **options
+    clip: Clip | Classifier | Blip, image: ImageInput | Sequence[ImageInput], text: TextInput,
+    preprocess: str = "keep", **options
 ) -> ImageTerms:
     """Grad-ECLIP's factors (channel weights, values, spatial weight), to look at each term of the
-    formula separately: for one image and one text, or for pairs as in `explain` (one text per image,
-    or one side shared) whose images have the same size, in one batch. Options as for ``explain``."""
+    formula separately: for one image and one text (a class id or name for a classifier), or for pairs as
+    in `explain` (one text per image, or one side shared) whose images have the same size, in one batch.
+    Any model family; options as for ``explain``."""
+    adapter = adapter_for(clip)
     items = as_image_list(image)
-    targets = text_targets(clip, text)
+    targets = adapter.encode_targets(text)
     image_of, text_of = pair_indices(len(items), len(targets))
-    crop = clip.crop_transform if preprocess == "crop" else None
-    pixels, _ = prepare(items, clip.patch_size, clip.mean, clip.std, crop=crop)
+    pixels, _ = adapter.prepare(items, preprocess)
     if len({tuple(p.shape) for p in pixels}) > 1:
         raise ValueError("grad_eclip_terms needs images of one size (one batch); call it once per size")
     batch = torch.stack(pixels).to(clip.device, clip.dtype)
-    terms = resnet_terms if clip.backbone == "resnet" else image_terms
     with torch.enable_grad():
-        return terms(clip, batch, targets[text_of], image_of.to(clip.device), **options)
+        return image_terms(clip, batch, targets[text_of.to(targets.device)], image_of.to(clip.device), **options)
 
 
 def image_target(clip: Clip, image: ImageInput | torch.Tensor) -> torch.Tensor:
@@ -208,7 +186,7 @@ def explain_text(
     if not isinstance(clip, Clip):
         raise UnsupportedModelError(f"word weights explain a CLIP's text tower; {type(clip).__name__} models are "
                                     "explained over the image only, with gl.explain")
-    info = lookup(TEXT_METHODS, method, "text")
+    info = method_for("clip_text", method, clip.name)
     texts = as_text_list(text)
     targets = image_targets(clip, image)
     image_of, text_of = pair_indices(len(targets), len(texts))

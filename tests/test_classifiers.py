@@ -119,7 +119,7 @@ def test_targets_and_models_are_checked(classifier, images):
         gl.explain(classifier, images[0], targets="cow")
     with pytest.raises(ValueError, match="out of range"):
         gl.explain(classifier, images[0], targets=9)
-    with pytest.raises(ValueError, match="unknown classifier method"):
+    with pytest.raises(UnsupportedModelError, match="timm ViT classifier.*: grad_cam, grad_eclip, random"):
         gl.explain(classifier, images[0], targets=0, method="game")
     with pytest.raises(UnsupportedModelError, match="global_pool"):
         tiny_classifier(global_pool="avg", class_token=False)

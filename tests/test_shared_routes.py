@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import gradeclip_lib as gl
+from gradeclip_lib.adapters.clip_vit import class_token_readout
 from gradeclip_lib.methods import shared_image
-from gradeclip_lib.methods.shared_image import class_token_readout, per_image_matmul
+from gradeclip_lib.methods.shared_image import per_image_matmul
 
 TEXTS = ["a red circle", "a photo of a blue star and a green cross", "there is a white square",
          "a cat", "two dogs on a sofa"]
@@ -118,7 +119,7 @@ def test_per_image_matmul_against_a_loop():
 
 
 def test_many_texts_do_not_copy_the_image(tiny, images, monkeypatch):
-    import gradeclip_lib.methods.shared_image as module
+    import gradeclip_lib.adapters.clip_vit as module
 
     seen = []
     original = module.vision_trunk

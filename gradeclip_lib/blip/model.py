@@ -33,6 +33,8 @@ class Blip(WrappedModel):
     to a square, ``preprocess="crop"``); keep-size inputs interpolate the positional embeddings.
     """
 
+    family = "blip"  # its adapter and methods in the registry
+
     def __init__(self, model: nn.Module, tokenizer, name: str = "blip", pretrained: str | None = None,
                  mean: Sequence[float] = OPENAI_CLIP_MEAN, std: Sequence[float] = OPENAI_CLIP_STD,
                  image_size: int | None = None) -> None:

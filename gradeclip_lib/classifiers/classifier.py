@@ -18,6 +18,8 @@ from ..models.wrapped import WrappedModel
 class Classifier(WrappedModel):
     """A supervised ViT classifier to explain: ``model`` (timm), ``class_names`` (index -> name)."""
 
+    family = "timm_vit"  # its adapter and methods in the registry
+
     def __init__(self, model: nn.Module, class_names: Sequence[str] | None = None, name: str = "classifier",
                  pretrained: str | None = None) -> None:
         if not isinstance(model, VisionTransformer):

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from ..explain import explain, grad_eclip_terms
 from ..images import ImageInput, prepare
 from ..methods.common import vision_trunk
-from ..methods.single_head import single_head_block
 from ..methods.spatial_weight import minmax, qk_cosine
 from ..models.clip import Clip
+from ..models.single_head import single_head_block
 from .checking import as_float_tensor, call, check_tensor, close
 
 

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from ..explain import explain
 from ..images import ImageInput, prepare
 from ..methods.common import cosine
-from ..methods.resnet.common import pool_pass
 from ..methods.spatial_weight import minmax, qk_cosine
 from ..models.clip import Clip
+from ..models.passes import pool_pass
 from .checking import call, check_tensor
 
 

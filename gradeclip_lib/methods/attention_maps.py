@@ -7,7 +7,7 @@ import torch
 
 from ..models.clip import Clip
 from .common import cosine, text_pass, vision_pass
-from .registry import MethodOutput, register_image, register_text
+from .registry import MethodOutput, register
 from .text_maps import text_weights
 
 
@@ -22,7 +22,7 @@ def rollout_matrix(records, queries: slice = slice(None)) -> torch.Tensor:
     return rollout[:, queries]
 
 
-@register_image("self_attention", cost="1 fwd")
+@register("self_attention", families=["clip_vit"], cost="1 fwd")
 def self_attention_image(clip: Clip, pixels, targets, index, layer: int = -1) -> MethodOutput:
     """Head-mean attention of the class token to the patches in block ``layer`` (the last by default)."""
     run = vision_pass(clip, pixels, index, first=layer, grad=False)
@@ -30,7 +30,7 @@ def self_attention_image(clip: Clip, pixels, targets, index, layer: int = -1) ->
     return MethodOutput(cls_row.reshape(-1, *run.grid), cosine(run.embedding, targets))
 
 
-@register_image("rollout", cost="1 fwd")
+@register("rollout", families=["clip_vit"], cost="1 fwd")
 def rollout_image(clip: Clip, pixels, targets, index, start_layer: int = 0) -> MethodOutput:
     """Attention rollout from block ``start_layer`` to the last: row of the class token, patch columns."""
     run = vision_pass(clip, pixels, index, first=start_layer, grad=False)
@@ -38,7 +38,7 @@ def rollout_image(clip: Clip, pixels, targets, index, start_layer: int = 0) -> M
     return MethodOutput(rollout.reshape(-1, *run.grid), cosine(run.embedding, targets))
 
 
-@register_text("self_attention", cost="1 fwd")
+@register("self_attention", families=["clip_text"], cost="1 fwd")
 def self_attention_text(clip: Clip, ids, targets, layer: int = -1) -> MethodOutput:
     """Head-mean attention of the end token to the words in text block ``layer``."""
     run = text_pass(clip, ids, first=layer, grad=False)
@@ -47,7 +47,7 @@ def self_attention_text(clip: Clip, ids, targets, layer: int = -1) -> MethodOutp
     return MethodOutput(text_weights(attn, ids), cosine(run.embedding, targets))
 
 
-@register_text("rollout", cost="1 fwd")
+@register("rollout", families=["clip_text"], cost="1 fwd")
 def rollout_text(clip: Clip, ids, targets, start_layer: int = 0) -> MethodOutput:
     """Attention rollout over the text blocks: row of the end token."""
     run = text_pass(clip, ids, first=start_layer, grad=False)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..models.clip import Clip
 from .common import cosine, vision_pass
-from .registry import MethodOutput, register_image
+from .registry import MethodOutput, register
 
 
 def surgery_tokens(run) -> torch.Tensor:
@@ -39,7 +39,7 @@ def feature_surgery(feats: torch.Tensor, cls: torch.Tensor, texts: torch.Tensor)
     return (prod - prod.mean(dim=2, keepdim=True)).sum(-1)
 
 
-@register_image("clip_surgery", cost="1 fwd")
+@register("clip_surgery", families=["clip_vit"], cost="1 fwd")
 def clip_surgery_image(clip: Clip, pixels, targets, index, depth: int = 6,
                        labels: Sequence[str] | None = None) -> MethodOutput:
     """CLIP Surgery maps over the patches; ``labels`` (other class names) replace the empty string."""

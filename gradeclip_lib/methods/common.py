@@ -1,27 +1,16 @@
-"""Forward passes the methods share: the image tower run to its embedding with chosen blocks captured,
-and the cosine score that most methods explain."""
+"""What the methods share beyond the model's forward passes: the cosine score, the word pieces a text map
+reports. The CLIP forward passes live in `models.passes` (re-exported here for older imports)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from ..capture import Capture, Record
-from ..models.clip import Clip
-from ..models.resnet_tower import resnet_embedding
-from ..models.towers import run_blocks, text_embedding, text_mask, text_tokens, vision_embedding, vision_tokens
+from ..adapters import adapter_for
+from ..models.passes import Pass, text_pass, token_grid, vision_pass, vision_trunk
 
-
-@dataclass
-class Pass:
-    """One forward pass: the embedding [B, E], the records of the captured blocks, and the token grid."""
-
-    embedding: torch.Tensor
-    records: list[Record]
-    capture: Capture
-    grid: tuple[int, int] = (0, 0)
+__all__ = ["Pass", "cosine", "image_embeddings", "text_keep", "text_pass", "token_grid", "vision_pass",
+           "vision_trunk"]
 
 
 def cosine(embedding: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -29,54 +18,12 @@ def cosine(embedding: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cosine_similarity(embedding.float(), targets.float(), dim=-1)
 
 
-def image_embeddings(clip: Clip, pixels: torch.Tensor) -> torch.Tensor:
-    """Image embeddings [I, E] of model inputs of any keep-size resolution (no graph), ViT or ResNet."""
-    with torch.no_grad():
-        if clip.backbone == "resnet":
-            return resnet_embedding(clip.visual, pixels)
-        return vision_embedding(clip.visual, run_blocks(clip.vision_blocks, vision_tokens(clip.visual, pixels)))
-
-
-def token_grid(clip: Clip, pixels: torch.Tensor) -> tuple[int, int]:
-    """The patch grid (h, w) of model inputs [.., H, W]."""
-    return pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size
-
-
-def vision_trunk(clip: Clip, pixels: torch.Tensor, index: torch.Tensor, stop: int) -> torch.Tensor:
-    """Tokens after blocks 0 .. stop-1, computed once per image without a graph, then one row per pair."""
-    with torch.no_grad():
-        return run_blocks(clip.vision_blocks[:stop], vision_tokens(clip.visual, pixels))[index]
-
-
-def vision_pass(clip: Clip, pixels: torch.Tensor, index: torch.Tensor, first: int, grad: bool = True) -> Pass:
-    """The image tower on ``pixels`` with blocks ``first`` .. L-1 captured, on the pairs' images ``index``.
-
-    Blocks before ``first`` run once per image without a graph; with ``grad`` the captured blocks keep
-    one, starting from a leaf at block ``first``'s input.
-    """
-    blocks = clip.vision_blocks
-    first = first % len(blocks)
-    x = vision_trunk(clip, pixels, index, first)
-    with torch.set_grad_enabled(grad), Capture(blocks[first:], leaf=grad) as cap:
-        embedding = vision_embedding(clip.visual, run_blocks(blocks[first:], x))
-    return Pass(embedding, cap.records, cap, token_grid(clip, pixels))
-
-
-def text_pass(clip: Clip, ids: torch.Tensor, first: int, grad: bool = True) -> Pass:
-    """The text tower on token ids [B, L] with blocks ``first`` .. L-1 captured (as `vision_pass`)."""
-    tower = clip.text_tower
-    blocks = tower.blocks
-    first = first % len(blocks)
-    x = text_tokens(tower, ids)
-    mask = text_mask(tower, ids.shape[1], x.dtype)
-    with torch.no_grad():
-        x = run_blocks(blocks[:first], x, mask)
-    with torch.set_grad_enabled(grad), Capture(blocks[first:], leaf=grad) as cap:
-        embedding = text_embedding(tower, run_blocks(blocks[first:], x, mask), ids)
-    return Pass(embedding, cap.records, cap)
-
-
 def text_keep(ids: torch.Tensor) -> torch.Tensor:
     """Boolean [B, L]: the word pieces between the start and end tokens (what text maps report)."""
     positions = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
     return (positions >= 1) & (positions < ids.argmax(dim=-1, keepdim=True))
+
+
+def image_embeddings(clip, pixels: torch.Tensor) -> torch.Tensor:
+    """Image features [I, E] of model inputs of any keep-size resolution (no graph), of any model family."""
+    return adapter_for(clip).features(pixels)

@@ -11,7 +11,7 @@ import torch
 
 from ..models.clip import Clip
 from .common import Pass, cosine, text_pass, vision_pass
-from .registry import MethodOutput, register_image, register_text
+from .registry import MethodOutput, register
 from .text_maps import text_weights
 
 
@@ -31,7 +31,7 @@ def relevance(clip: Clip, run: Pass, score: torch.Tensor) -> torch.Tensor:
     return rel
 
 
-@register_image("game", cost="1 fwd + 1 bwd")
+@register("game", families=["clip_vit"], cost="1 fwd + 1 bwd")
 def game_image(clip: Clip, pixels, targets, index, start_layer: int = -1) -> MethodOutput:
     """GAME maps: row of the class token of R, patch columns (``start_layer=-1``: the last block only)."""
     run = vision_pass(clip, pixels, index, first=start_layer)
@@ -40,7 +40,7 @@ def game_image(clip: Clip, pixels, targets, index, start_layer: int = -1) -> Met
     return MethodOutput(rel.reshape(-1, *run.grid).detach(), score.detach())
 
 
-@register_text("game", cost="1 fwd + 1 bwd")
+@register("game", families=["clip_text"], cost="1 fwd + 1 bwd")
 def game_text(clip: Clip, ids, targets, start_layer: int = -1) -> MethodOutput:
     """GAME word relevance: row of the end token of R over the text blocks from ``start_layer``."""
     run = text_pass(clip, ids, first=start_layer)

@@ -8,10 +8,10 @@ import torch.nn.functional as F
 
 from ..models.clip import Clip
 from .common import cosine, vision_pass
-from .registry import MethodOutput, register_image
+from .registry import MethodOutput, register
 
 
-@register_image("grad_cam", cost="1 fwd + 1 bwd (to the last block)")
+@register("grad_cam", families=["clip_vit"], cost="1 fwd + 1 bwd (to the last block)")
 def grad_cam_image(clip: Clip, pixels, targets, index) -> MethodOutput:
     run = vision_pass(clip, pixels, index, first=-1)
     score = cosine(run.embedding, targets)

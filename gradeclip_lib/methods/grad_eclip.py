@@ -1,10 +1,11 @@
-"""Grad-ECLIP (Zhao et al. 2024): channel weights from the gradient of the cosine at the attention
-output, times values, times a loosened attention (min-maxed q-k cosine), ReLU.
+"""Grad-ECLIP (Zhao et al. 2024): channel weights from the gradient of the explained score at the attention
+output, times values, times a loosened attention (min-maxed q-k cosine), ReLU. Written once over the model
+families' adapters (`adapters`): the image maps of every family, and CLIP's word weights.
 
 Two modes:
-- ``"paper"``: exactly the authors' `generate_emap.py`: the last block(s) recomputed with one head over
-  the full width, q and k passed through out_proj for the spatial weight. Note that this changes the
-  score being explained.
+- ``"paper"`` (CLIP ViT only): exactly the authors' `generate_emap.py`: the last block(s) recomputed with one
+  head over the full width, q and k passed through out_proj for the spatial weight. Note that this changes
+  the score being explained.
 - ``"faithful"``: the same formula on the model's own multi-head forward (captured by hooks). The spatial
   weight is the q-k cosine **per head** (``qk="head"``, default): channel c of the attention output belongs
   to one head, whose attention is a softmax of that head's q-k products, so each channel's value is
@@ -19,20 +20,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..adapters import adapter_for
 from ..models.clip import Clip
-from ..models.towers import (
-    run_blocks,
-    text_embedding,
-    text_mask,
-    text_tokens,
-    vision_embedding,
-)
-from .common import cosine, text_keep, text_pass, token_grid, vision_pass, vision_trunk
-from .registry import MethodOutput, register_image, register_text
+from ..models.single_head import single_head_block
+from ..models.towers import run_blocks, text_embedding, text_mask, text_tokens
+from .common import cosine, text_keep, text_pass
+from .registry import MethodOutput, register
 from .shared_image import grad_eclip_shared
 from .shared_text import grad_eclip_text_shared
-from .single_head import single_head_block
-from .spatial_weight import QK_SCOPES, faithful_lambda, minmax, qk_cosine, weighted_values
+from .spatial_weight import QK_SCOPES, faithful_lambda, minmax, qk_cosine, readout_spatial_weight, weighted_values
 
 MODES = ("faithful", "paper")
 
@@ -47,7 +43,7 @@ def _check(mode: str, qk: str) -> None:
 # ---------------------------------------------------------------------------------------------- image
 @dataclass
 class ImageTerms:
-    """The factors of Grad-ECLIP for B pairs: channel weights ``w`` [B, D] (dS/do at the class token),
+    """The factors of Grad-ECLIP for B pairs: channel weights ``w`` [B, D] (dS/do at the readout token),
     values ``v`` [B, N, D] of the N patches, spatial weight ``lam`` ([B, N], [B, H, N] per head, or None),
     the explained ``score`` [B] and the token ``grid`` (h, w)."""
 
@@ -78,45 +74,27 @@ class ImageTerms:
         return (lam.mean(1) if lam.ndim == 3 else lam).reshape(-1, *self.grid)
 
 
-def image_terms(
-    clip: Clip,
-    pixels: torch.Tensor,
-    targets: torch.Tensor,
-    index: torch.Tensor,
-    mode: str = "faithful",
-    spatial_weight: bool = True,
-    qk: str = "head",
-) -> ImageTerms:
-    """One forward and one backward (reaching only the last block) giving Grad-ECLIP's factors."""
+def image_terms(model, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor, mode: str = "faithful",
+                spatial_weight: bool = True, qk: str = "head", **target_options) -> ImageTerms:
+    """One forward and one backward (reaching only the explained layer) giving Grad-ECLIP's factors for pairs
+    (pixels[index[b]], targets[b]) on any model family; ``target_options`` go to the family's target
+    (``probability=True`` for a classifier)."""
     _check(mode, qk)
-    if mode == "faithful":
-        run = vision_pass(clip, pixels, index, first=-1)
-        score = cosine(run.embedding, targets)
-        grad = run.capture.grads(score)[0]
-        record = run.records[0]
-        v = record.qkv()[2]
-        cls = torch.zeros(len(index), dtype=torch.long, device=grad.device)
-        lam = faithful_lambda(record, cls, slice(1, None), qk) if spatial_weight else None
-        heads, grid = record.heads, run.grid
-    else:
-        blocks = clip.vision_blocks
-        grid = token_grid(clip, pixels)
-        x = vision_trunk(clip, pixels, index, len(blocks) - 1)
-        y, step = single_head_block(blocks[-1], x.detach().requires_grad_(True))
-        score = cosine(vision_embedding(clip.visual, y), targets)
-        (grad,) = torch.autograd.grad(score.sum(), step.o)
-        v = step.v.float()
-        lam = minmax(qk_cosine(step.q_out[:, 0].float(), step.k_out[:, 1:].float())) if spatial_weight else None
-        heads = 1
-    return ImageTerms(grad[:, 0].float().detach(), v[:, 1:].detach(), lam, heads, score.detach(), grid)
+    adapter = adapter_for(model)
+    target = adapter.target(targets, **target_options)
+    layer = adapter.explained_layer(pixels, index, mode=mode)
+    score = target(layer.features)
+    w = layer.channel_weights(score)
+    lam = readout_spatial_weight(layer, qk) if spatial_weight else None
+    return ImageTerms(w.detach(), layer.patch_values(), lam, layer.heads, score.detach(), layer.grid)
 
 
-@register_image("grad_eclip", cost="1 fwd + 1 bwd (to the last block); texts sharing an image share both")
-def grad_eclip_image(clip: Clip, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor,
+@register("grad_eclip", cost="1 fwd + 1 bwd (to the explained layer); texts sharing an image share both")
+def grad_eclip_image(model, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor,
                      shared: bool | None = None, **options) -> MethodOutput:
     """Grad-ECLIP image maps [B, h, w] for pairs (pixels[index[b]], targets[b]); options as `image_terms`.
 
-    ``shared``: one forward pass and one Jacobian per image however many texts it has (`shared_image`),
+    ``shared``: one forward pass and one Jacobian per image however many targets it has (`shared_image`),
     instead of a forward and backward pass per pair. The default takes it whenever two pairs share an
     image; both routes give the same maps and scores.
     """
@@ -124,8 +102,8 @@ def grad_eclip_image(clip: Clip, pixels: torch.Tensor, targets: torch.Tensor, in
     if shared is None:
         shared = len(index) > len(torch.unique(index))
     if shared:
-        return grad_eclip_shared(clip, pixels, targets, index, **options)
-    terms = image_terms(clip, pixels, targets, index, **options)
+        return grad_eclip_shared(model, pixels, targets, index, **options)
+    terms = image_terms(model, pixels, targets, index, **options)
     return MethodOutput(terms.emap(), terms.score)
 
 
@@ -169,7 +147,7 @@ def text_evidence(clip: Clip, ids: torch.Tensor, targets: torch.Tensor, mode: st
     return total, score
 
 
-@register_text("grad_eclip", cost="1 fwd + 1 bwd (to the last n blocks)")
+@register("grad_eclip", families=["clip_text"], cost="1 fwd + 1 bwd (to the last n blocks)")
 def grad_eclip_text(
     clip: Clip,
     ids: torch.Tensor,

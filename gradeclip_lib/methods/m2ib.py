@@ -14,7 +14,7 @@ import torch
 from ..models.clip import Clip
 from ..models.towers import run_blocks, text_embedding, text_mask, text_tokens, vision_embedding
 from .common import cosine, token_grid, vision_trunk
-from .registry import MethodOutput, register_image, register_text
+from .registry import MethodOutput, register
 from .text_maps import text_weights
 
 
@@ -53,7 +53,7 @@ def _layer(layer: int | None, depth: int) -> int:
     return depth - 3 if layer is None else layer % depth
 
 
-@register_image("m2ib", cost="steps x samples x (fwd + bwd) of the blocks after the bottleneck")
+@register("m2ib", families=["clip_vit"], cost="steps x samples x (fwd + bwd) of the blocks after the bottleneck")
 def m2ib_image(clip: Clip, pixels, targets, index, layer: int | None = None, beta: float = 0.1, var: float = 1.0,
                steps: int = 10, lr: float = 1.0, samples: int = 10, seed: int = 0) -> MethodOutput:
     """M2IB maps over the patches; ``layer`` is the block whose output passes the bottleneck."""
@@ -71,7 +71,7 @@ def m2ib_image(clip: Clip, pixels, targets, index, layer: int | None = None, bet
     return MethodOutput(heat.reshape(-1, *token_grid(clip, pixels)), score)
 
 
-@register_text("m2ib", cost="steps x samples x (fwd + bwd) of the text blocks after the bottleneck")
+@register("m2ib", families=["clip_text"], cost="steps x samples x (fwd + bwd) of the text blocks after the bottleneck")
 def m2ib_text(clip: Clip, ids, targets, layer: int | None = None, beta: float = 0.1, var: float = 1.0,
               steps: int = 10, lr: float = 1.0, samples: int = 10, seed: int = 0) -> MethodOutput:
     """M2IB word weights: the bottleneck on text block ``layer``'s output, fitted against the image."""

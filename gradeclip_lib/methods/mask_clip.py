@@ -7,10 +7,10 @@ import torch.nn.functional as F
 
 from ..models.clip import Clip
 from .common import cosine, vision_pass
-from .registry import MethodOutput, register_image
+from .registry import MethodOutput, register
 
 
-@register_image("mask_clip", cost="1 fwd")
+@register("mask_clip", families=["clip_vit"], cost="1 fwd")
 def mask_clip_image(clip: Clip, pixels, targets, index) -> MethodOutput:
     run = vision_pass(clip, pixels, index, first=-1, grad=False)
     record = run.records[0]

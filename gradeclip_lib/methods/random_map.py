@@ -1,7 +1,7 @@
 """The floor every method must beat: a uniform random map on the token grid.
 
 Each pair's map is a function of its own seed alone (a counter-based hash of the seed and the token's
-position), so a batch gives every pair the map it gets alone, on any device."""
+position), so a batch gives every pair the map it gets alone, on any device. Any model family."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from collections.abc import Sequence
 
 import torch
 
-from ..models.clip import Clip
-from .common import cosine, image_embeddings, token_grid
-from .registry import MethodOutput, pair_seeds, register_image, register_resnet
+from ..adapters import adapter_for
+from .registry import MethodOutput, pair_seeds, register
 
 _MASK = 0xFFFFFFFF
 
@@ -34,11 +33,11 @@ def hashed_uniform(seeds: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     return (pcg_hash((key + position) & _MASK).float() / 2**32).reshape(len(seeds), *shape)
 
 
-@register_resnet("random", cost="none for the map (1 fwd for the reported score)", pair_seeds=True)
-@register_image("random", cost="none for the map (1 fwd for the reported score)", pair_seeds=True)
-def random_image(clip: Clip, pixels, targets, index, seed: int | Sequence[int] = 0) -> MethodOutput:
+@register("random", cost="none for the map (1 fwd for the reported score)", pair_seeds=True)
+def random_image(model, pixels, targets, index, seed: int | Sequence[int] = 0, **target_options) -> MethodOutput:
     """Uniform maps; ``seed`` is one integer per pair, or ``s`` for the seeds ``s + p`` (see `pair_seeds`)."""
+    adapter = adapter_for(model)
     seeds = torch.tensor(pair_seeds(seed, len(index)), device=pixels.device)
-    maps = hashed_uniform(seeds, token_grid(clip, pixels))
-    score = cosine(image_embeddings(clip, pixels)[index], targets)
+    maps = hashed_uniform(seeds, adapter.grid(pixels))
+    score = adapter.target(targets, **target_options)(adapter.features(pixels)[index])
     return MethodOutput(maps, score)

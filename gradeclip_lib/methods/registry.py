@@ -1,24 +1,33 @@
-"""One interface for every explanation method, and the registry that maps names to methods.
+"""One registry of explanation methods: each method is registered for the model families it applies to,
+and a family's methods are looked up by name (`method_for`). A method asked of a family it does not apply
+to raises `UnsupportedModelError` naming those that do.
 
-An image method is ``f(clip, pixels, targets, index, **options) -> MethodOutput`` where ``pixels``
-[I, 3, H, W] holds images of one size, ``targets`` [B, E] the unit text embeddings of B pairs and
-``index`` [B] the image of each pair; ``maps`` is [B, H/patch, W/patch]. A text method is
+An image method is ``f(model, pixels, targets, index, **options) -> MethodOutput`` where ``pixels``
+[I, 3, H, W] holds images of one size, ``targets`` one row per pair of what the family explains against
+(unit text embeddings [B, E], class ids [B], token ids [B, L]: the family adapter's ``encode_targets``) and
+``index`` [B] the image of each pair; ``maps`` is [B, h, w]. A text method (family ``clip_text``) is
 ``f(clip, ids, targets, **options)`` with token ids [B, L] and image embeddings [B, E]; its ``maps`` is
 [B, L], one weight per token position.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from ..adapters import ADAPTERS
+from ..errors import UnsupportedModelError
+
+IMAGE_FAMILIES: tuple[str, ...] = tuple(ADAPTERS)  # the families with an image adapter
+FAMILIES: dict[str, str] = {**{name: a.description for name, a in ADAPTERS.items()}, "clip_text": "CLIP text tower"}
 
 
 @dataclass
 class MethodOutput:
     maps: torch.Tensor
-    scores: torch.Tensor  # [B] the cosine similarity each map explains
+    scores: torch.Tensor  # [B] the score each map explains (a cosine, a logit...)
 
 
 @dataclass(frozen=True)
@@ -29,34 +38,65 @@ class MethodInfo:
     pair_seeds: bool = False  # ``seed`` is one integer per pair (see `explain`), not one per call
 
 
-IMAGE_METHODS: dict[str, MethodInfo] = {}  # for ViT image towers
-RESNET_METHODS: dict[str, MethodInfo] = {}  # for ResNet image towers (same interface, maps on the stride-32 grid)
-TEXT_METHODS: dict[str, MethodInfo] = {}
+_TABLE: dict[str, dict[str, MethodInfo]] = {family: {} for family in FAMILIES}  # family -> name -> method
 
 
-def _register(table: dict[str, MethodInfo], name: str, cost: str, pair_seeds: bool = False):
+def register(name: str, families: Iterable[str] = IMAGE_FAMILIES, cost: str = "", pair_seeds: bool = False):
+    """Decorator: make ``fn`` the method ``name`` of each of ``families`` (by default every family with an
+    image adapter: a method written over the adapter protocol). With ``pair_seeds`` the method receives
+    ``seed`` as a list, one integer per pair, so that a pair's map does not depend on its batch."""
+    families = tuple(families)
+    unknown = set(families) - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"unknown model families {sorted(unknown)}; families: {', '.join(FAMILIES)}")
+
     def wrap(fn: Callable[..., MethodOutput]) -> Callable[..., MethodOutput]:
-        table[name] = MethodInfo(name, fn, cost, pair_seeds)
+        for family in families:
+            _TABLE[family][name] = MethodInfo(name, fn, cost, pair_seeds)
         return fn
 
     return wrap
 
 
-def register_image(name: str, cost: str = "", pair_seeds: bool = False):
-    """Decorator: make ``fn`` available as ``gl.explain(..., method=name)``. With ``pair_seeds`` the
-    method receives ``seed`` as a list, one integer per pair, so that a pair's map does not depend on
-    the batch it runs in."""
-    return _register(IMAGE_METHODS, name, cost, pair_seeds)
+class FamilyMethods(Mapping[str, MethodInfo]):
+    """The methods of one family, by name: a live, read-only view of the registry."""
+
+    def __init__(self, family: str) -> None:
+        self.family = family
+
+    def __getitem__(self, name: str) -> MethodInfo:
+        return _TABLE[self.family][name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict(_TABLE[self.family]))
+
+    def __len__(self) -> int:
+        return len(_TABLE[self.family])
+
+    def __repr__(self) -> str:
+        return f"FamilyMethods({self.family!r}: {', '.join(sorted(self))})"
 
 
-def register_resnet(name: str, cost: str = "", pair_seeds: bool = False):
-    """Decorator: make ``fn`` available as ``gl.explain(resnet_clip, ..., method=name)``."""
-    return _register(RESNET_METHODS, name, cost, pair_seeds)
+def methods_of(family: str) -> FamilyMethods:
+    """The methods registered for ``family`` (e.g. "clip_vit", "timm_vit", "clip_text")."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}; families: {', '.join(FAMILIES)}")
+    return FamilyMethods(family)
 
 
-def register_text(name: str, cost: str = ""):
-    """Decorator: make ``fn`` available as ``gl.explain_text(..., method=name)``."""
-    return _register(TEXT_METHODS, name, cost)
+def method_for(family: str, name: str, model_name: str | None = None) -> MethodInfo:
+    """The method ``name`` of ``family``; `UnsupportedModelError` naming the family's methods when ``name``
+    exists for other families only, ValueError when no family has it."""
+    table = _TABLE[family]
+    if name in table:
+        return table[name]
+    available = ", ".join(sorted(table))
+    others = [FAMILIES[f] for f, methods in _TABLE.items() if name in methods]
+    what = f"a {FAMILIES[family]}" + (f" ({model_name})" if model_name else "")
+    if others:
+        raise UnsupportedModelError(f"{name!r} does not apply to {what}: it is a method for {', '.join(others)}. "
+                                    f"Methods for {what}: {available}.")
+    raise ValueError(f"unknown method {name!r}; available for {what}: {available}")
 
 
 def pair_seeds(seed: int | Sequence[int] | torch.Tensor, n_pairs: int) -> list[int]:
@@ -70,8 +110,18 @@ def pair_seeds(seed: int | Sequence[int] | torch.Tensor, n_pairs: int) -> list[i
     return seeds
 
 
-def lookup(table: dict[str, MethodInfo], name: str, kind: str) -> MethodInfo:
+def lookup(table: Mapping[str, MethodInfo], name: str, kind: str) -> MethodInfo:
+    """``table[name]`` for a family's methods (``kind`` names them in the error)."""
+    if isinstance(table, FamilyMethods):
+        return method_for(table.family, name)
     try:
         return table[name]
     except KeyError:
         raise ValueError(f"unknown {kind} method {name!r}; available: {', '.join(sorted(table))}") from None
+
+
+IMAGE_METHODS = methods_of("clip_vit")  # views kept under their old names (the book and tests read them)
+RESNET_METHODS = methods_of("clip_resnet")
+CLASSIFIER_METHODS = methods_of("timm_vit")
+BLIP_METHODS = methods_of("blip")
+TEXT_METHODS = methods_of("clip_text")

@@ -1,6 +1,6 @@
 """RISE (Petsiuk et al. 2018): the score of randomly masked copies of the image, averaged with the masks
 as weights. map = sum_m S(I * M_m) M_m / (N p), at the input's pixel resolution. The masked forwards
-are shared by every text that explains the same image."""
+are shared by every target that explains the same image. Written over the adapters: any model family."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..models.clip import Clip
-from .common import cosine, image_embeddings
-from .registry import MethodOutput, register_image, register_resnet
+from ..adapters import adapter_for
+from .registry import MethodOutput, register
 
 
 def rise_masks(n: int, grid: int, p: float, size: tuple[int, int], seed: int = 0,
@@ -31,21 +30,20 @@ def rise_masks(n: int, grid: int, p: float, size: tuple[int, int], seed: int = 0
     return masks.clamp(0, 1).unsqueeze(1).to(device)
 
 
-@register_resnet("rise", cost="n_masks fwd per image")
-@register_image("rise", cost="n_masks fwd per image")
-def rise_image(clip: Clip, pixels, targets, index, n_masks: int = 2000, grid: int = 8, p: float = 0.5,
-               seed: int = 0, batch: int = 100) -> MethodOutput:
+@register("rise", cost="n_masks fwd per image")
+def rise_image(model, pixels, targets, index, n_masks: int = 2000, grid: int = 8, p: float = 0.5,
+               seed: int = 0, batch: int = 100, **target_options) -> MethodOutput:
     """RISE saliency [B, H, W] (pixels of the model input) for pairs (pixels[index[b]], targets[b])."""
+    adapter = adapter_for(model)
+    target = adapter.target(targets, **target_options)
     masks = rise_masks(n_masks, grid, p, tuple(pixels.shape[-2:]), seed, pixels.device)
-    text = F.normalize(targets.float(), dim=-1)
     saliency = torch.zeros(len(index), *pixels.shape[-2:], device=pixels.device)
     with torch.no_grad():
-        score = cosine(image_embeddings(clip, pixels)[index], targets)
+        score = target(adapter.features(pixels)[index])
         for start in range(0, n_masks, batch):
             chunk = masks[start : start + batch]  # [m, 1, H, W]
             masked = (pixels.unsqueeze(1) * chunk.unsqueeze(0).to(pixels.dtype)).flatten(0, 1)
-            emb = F.normalize(image_embeddings(clip, masked).float(), dim=-1)
-            emb = emb.reshape(len(pixels), len(chunk), -1)[index]  # [B, m, E]
-            scores = torch.einsum("bme,be->bm", emb, text)
+            features = adapter.features(masked)
+            scores = target(features.reshape(len(pixels), len(chunk), -1)[index])  # [B, m]
             saliency += torch.einsum("bm,mhw->bhw", scores, chunk[:, 0].float())
     return MethodOutput(saliency / (n_masks * p), score)

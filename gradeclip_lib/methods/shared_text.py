@@ -16,12 +16,13 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..adapters.targets import cosine_gradient
 from ..models.clip import Clip
+from ..models.single_head import single_head_block
 from ..models.towers import run_blocks, text_embedding, text_mask, text_tokens
 from .common import text_keep, text_pass
 from .registry import MethodOutput
-from .shared_image import cosine_gradient, per_image_matmul
-from .single_head import single_head_block
+from .shared_image import per_image_matmul
 from .spatial_weight import faithful_lambda, minmax, qk_cosine, spatially_weighted_values
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..adapters import ExplainedLayer
 from ..capture import Record
 
 
@@ -47,6 +48,13 @@ def weighted_values(w: torch.Tensor, v: torch.Tensor, lam: torch.Tensor | None, 
     b, n, d = wv.shape
     per_head = wv.reshape(b, n, heads, d // heads).sum(-1)  # [B, N, H]
     return (per_head * lam.transpose(1, 2)).sum(-1)
+
+
+def readout_spatial_weight(layer: ExplainedLayer, qk: str = "head") -> torch.Tensor:
+    """lambda of an explained layer: cos(q_readout, k_i) over its patches i, min-maxed to [0, 1], per head
+    [B, H, P] (``qk="head"``) or over the full width [B, P] (``"width"``, and always with one head)."""
+    q, k = layer.q[:, :, layer.readout], layer.k[:, :, layer.patches]
+    return minmax(query_key_cosine(q, k, "width" if layer.heads == 1 else qk))
 
 
 def faithful_lambda(record: Record, query: torch.Tensor, keys: slice | torch.Tensor, qk: str) -> torch.Tensor:

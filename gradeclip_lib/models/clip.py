@@ -99,6 +99,11 @@ class Clip:
         return int(self.model.visual.output_dim)
 
     @property
+    def family(self) -> str:
+        """The model family's name in the method registry: "clip_vit" or "clip_resnet"."""
+        return f"clip_{self.backbone}"
+
+    @property
     def visual(self) -> VisionTransformer | ModifiedResNet:
         return self.model.visual
 

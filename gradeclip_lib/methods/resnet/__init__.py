@@ -1,4 +1,4 @@
-"""Methods for CLIP models with a ResNet image tower, registered in `RESNET_METHODS` behind the same
-interface as the ViT methods (RISE and the random map serve both towers)."""
+"""Methods for CLIP models with a ResNet image tower only: Grad-CAM on the last residual stage and M2IB on a
+stage's cells. (Grad-ECLIP, RISE, the random map and the pool's attention are the adapter-wide ones.)"""
 
-from . import attention, grad_cam, grad_eclip, m2ib  # noqa: F401  (importing a module registers its methods)
+from . import grad_cam, m2ib  # noqa: F401  (importing a module registers its methods)

@@ -7,13 +7,13 @@ import torch
 import torch.nn.functional as F
 
 from ...models.clip import Clip
+from ...models.passes import resnet_features as features
 from ...models.resnet_tower import attention_pool
 from ..common import cosine
-from ..registry import MethodOutput, register_resnet
-from .common import features
+from ..registry import MethodOutput, register
 
 
-@register_resnet("grad_cam", cost="1 fwd + 1 bwd (through the attention pool)")
+@register("grad_cam", families=["clip_resnet"], cost="1 fwd + 1 bwd (through the attention pool)")
 def grad_cam_resnet(clip: Clip, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor) -> MethodOutput:
     feats = features(clip, pixels, index).requires_grad_(True)
     score = cosine(attention_pool(clip.visual.attnpool, feats).embedding, targets)

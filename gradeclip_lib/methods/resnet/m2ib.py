@@ -7,14 +7,14 @@ from __future__ import annotations
 import torch
 
 from ...models.clip import Clip
+from ...models.passes import resnet_features as features
 from ...models.resnet_tower import attention_pool, finish_trunk
 from ..common import cosine
 from ..m2ib import fit_bottleneck
-from ..registry import MethodOutput, register_resnet
-from .common import features
+from ..registry import MethodOutput, register
 
 
-@register_resnet("m2ib", cost="steps x samples x (fwd + bwd) of the stages after the bottleneck")
+@register("m2ib", families=["clip_resnet"], cost="steps x samples x (fwd + bwd) of the stages after the bottleneck")
 def m2ib_resnet(clip: Clip, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor, stage: int = 3,
                 beta: float = 0.1, var: float = 1.0, steps: int = 10, lr: float = 1.0, samples: int = 10,
                 seed: int = 0) -> MethodOutput:
