@@ -32,8 +32,8 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``gl.widgets``, ``gl.synthetic``, ``gl.metrics`` and ``gl.evaluation`` load on first use."""
-    if name in ("widgets", "synthetic", "metrics", "evaluation"):
+    """``gl.widgets``, ``gl.synthetic``, ``gl.shapesworld``, ``gl.metrics`` and ``gl.evaluation`` load on first use."""
+    if name in ("widgets", "synthetic", "shapesworld", "metrics", "evaluation"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

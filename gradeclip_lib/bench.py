@@ -13,10 +13,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .evaluation.speed import bench_evaluation, report_evaluation
 from .explain import explain, explain_text
 from .hardware import device_name
+from .methods import IMAGE_METHODS
 from .models import load_clip
 from .models.loading import as_dtype
+from .shapesworld.speed import bench_training, report_training
 
 
 @dataclass
@@ -99,8 +102,6 @@ def bench_methods(
     repeats: int = 1,
 ) -> list[BenchResult]:
     """Maps per second of each image method, one batched call of ``batch`` images each."""
-    from .methods import IMAGE_METHODS
-
     clip, pixels, texts = _inputs(model, device, dtype, batch, size)
     results = []
     for name in methods or sorted(IMAGE_METHODS):
@@ -201,8 +202,6 @@ def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 2
     deletion + insertion throughput against the per-image loop (8 images on CPU, 512 on a GPU); with
     ``training`` the seconds per ShapesWorld training step of each preset and precision; with ``prompts``
     one image against 1 to 1 000 text embeddings, the shared route against one backward pass per text."""
-    from .methods import IMAGE_METHODS
-
     devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if methods == ["all"]:
         methods = sorted(IMAGE_METHODS)
@@ -216,8 +215,6 @@ def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 2
                                      batch=32 if gpu else 2)
     evaluated: list[dict] = []
     if evaluation:
-        from .evaluation.speed import bench_evaluation
-
         for device in devices:
             gpu = device.startswith("cuda")
             n = eval_images or (512 if gpu else 8)
@@ -226,8 +223,6 @@ def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 2
                                           workers=8 if gpu else 0)
     trained: list[dict] = []
     if training:
-        from .synthetic.speed import bench_training
-
         for device in devices:
             trained += bench_training(device=device, batch=256 if device == "cpu" else 512)
     prompted: list[dict] = []
@@ -239,12 +234,8 @@ def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 2
         print(f"# {device}: {device_name(device)}; torch {torch.__version__}")
     print(report(results))
     if evaluated:
-        from .evaluation.speed import report_evaluation
-
         print(report_evaluation(evaluated))
     if trained:
-        from .synthetic.speed import report_training
-
         print(report_training(trained))
     if prompted:
         print(report_prompts(prompted))

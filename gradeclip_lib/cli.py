@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import shapes_cli
 from .errors import GradEclipError, UnsupportedModelError
 
 
@@ -306,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--move", action="store_true", help="move the images of a source folder instead of copying")
     p.set_defaults(run=_prepare_imagenet)
 
+    verbs.add_parser("shapes", help="ShapesWorld: train its models, measure, fine-tune, export scenes "
+                     "(python -m gradeclip_lib shapes --help)", add_help=False)
     p = verbs.add_parser("model-check", help="say which model the book will use, and warn if random")
     p.add_argument("--require-weights", action="store_true",
                    help="exit with status 1 if the weights are not available (for a publishing build)")
@@ -314,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["shapes"]:  # ShapesWorld's own verbs, with their own parser and --help
+        return shapes_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

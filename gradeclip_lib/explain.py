@@ -5,6 +5,7 @@ the chosen method once per group."""
 from __future__ import annotations
 
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -19,13 +20,24 @@ from .errors import UnsupportedModelError
 from .explanation import Explanation, TextExplanation, _stack_if_same
 from .images import ImageInput, as_image_list, prepare
 from .methods.grad_eclip import ImageTerms, image_terms
-from .methods.registry import method_for, pair_seeds
+from .methods.registry import check_options, method_for, pair_seeds
 from .models.clip import Clip
 from .texts import as_text_list, check_embeddings
 
 TextInput = str | Sequence[str] | torch.Tensor
 
 
+def _renamed(options: dict, images, texts) -> tuple:
+    """``images`` and ``texts`` from the former keyword names ``image=`` and ``text=`` (with a warning)."""
+    for old, new in (("image", "images"), ("text", "texts")):
+        if old in options:
+            warnings.warn(f"the keyword {old}= is now {new}= (one name for one idea across the API)",
+                          DeprecationWarning, stacklevel=3)
+            value = options.pop(old)
+            images, texts = (value, texts) if old == "image" else (images, value)
+    if images is None or texts is None:
+        raise TypeError("give the images and the texts (or class targets) to explain")
+    return images, texts
 
 
 def distinct_images(items: list) -> tuple[list, torch.Tensor]:
@@ -53,7 +65,7 @@ def pair_indices(n_images: int, n_texts: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 def explain(
-    clip: Clip | Classifier | Blip,
+    model: Clip | Classifier | Blip,
     images: ImageInput | Sequence[ImageInput],
     texts: TextInput | None = None,
     method: str = "grad_eclip",
@@ -79,26 +91,28 @@ def explain(
     """
     if preprocess not in ("keep", "crop"):
         raise ValueError(f"preprocess must be 'keep' or 'crop', got {preprocess!r}")
-    if targets is not None and not isinstance(clip, Classifier):
-        raise ValueError(f"targets= are the classes of a classifier; {type(clip).__name__} maps explain texts: "
+    if targets is not None and not isinstance(model, Classifier):
+        raise ValueError(f"targets= are the classes of a classifier; {type(model).__name__} maps explain texts: "
                          "give them as texts (strings or embeddings)")
     items = as_image_list(images)
-    info = method_for(family_of(clip), method, getattr(clip, "name", None))
-    if isinstance(clip, Classifier):  # targets are classes (ids or names); the score is a class logit
-        targets = clip.class_index(texts if targets is None else targets)
-    elif isinstance(clip, Blip):  # targets are token ids; the method encodes the texts it needs
+    info = method_for(family_of(model), method, getattr(model, "name", None))
+    adapter = adapter_for(model)
+    check_options(info, options, f"a {adapter.description}", adapter.target)
+    if isinstance(model, Classifier):  # targets are classes (ids or names); the score is a class logit
+        targets = model.class_index(texts if targets is None else targets)
+    elif isinstance(model, Blip):  # targets are token ids; the method encodes the texts it needs
         if texts is None:
             raise ValueError("give the texts to explain the images against")
-        targets = clip.tokenize(texts)
+        targets = model.tokenize(texts)
     else:
         if texts is None:
             raise ValueError("give the texts to explain the images against (or embeddings [T, E])")
-        targets = text_targets(clip, texts)
+        targets = text_targets(model, texts)
     item_of, text_of = pair_indices(len(items), len(targets))
     unique, image_of_item = distinct_images(items)
     image_of = image_of_item[item_of]
-    crop = clip.crop_transform if preprocess == "crop" else None
-    pixels, sizes = prepare(unique, clip.patch_size, clip.mean, clip.std, crop=crop)
+    crop = model.crop_transform if preprocess == "crop" else None
+    pixels, sizes = prepare(unique, model.patch_size, model.mean, model.std, crop=crop)
 
     groups: dict[tuple, list[int]] = defaultdict(list)  # image shape -> pair ids
     for pair, img in enumerate(image_of.tolist()):
@@ -112,11 +126,11 @@ def explain(
             chunk = pairs[start : start + step]
             imgs = sorted({int(image_of[p]) for p in chunk})
             local = {img: i for i, img in enumerate(imgs)}
-            batch = torch.stack([pixels[i] for i in imgs]).to(clip.device, clip.dtype)
-            index = torch.tensor([local[int(image_of[p])] for p in chunk], device=clip.device)
+            batch = torch.stack([pixels[i] for i in imgs]).to(model.device, model.dtype)
+            index = torch.tensor([local[int(image_of[p])] for p in chunk], device=model.device)
             call = options if seeds is None else {**options, "seed": [seeds[p] for p in chunk]}
             with torch.enable_grad():
-                out = info.fn(clip, batch, targets[text_of[chunk]], index, **call)
+                out = info.fn(model, batch, targets[text_of[chunk]], index, **call)
             chunk_maps = out.maps.float().cpu()  # one device-to-host copy per chunk
             scores[chunk] = out.scores.float().cpu()
             for j, p in enumerate(chunk):
@@ -131,23 +145,24 @@ def explain(
 
 
 def grad_eclip_terms(
-    clip: Clip | Classifier | Blip, image: ImageInput | Sequence[ImageInput], text: TextInput,
-    preprocess: str = "keep", **options
+    model: Clip | Classifier | Blip, images: ImageInput | Sequence[ImageInput] | None = None,
+    texts: TextInput | None = None, preprocess: str = "keep", **options
 ) -> ImageTerms:
     """Grad-ECLIP's factors (channel weights, values, spatial weight), to look at each term of the
     formula separately: for one image and one text (a class id or name for a classifier), or for pairs as
     in `explain` (one text per image, or one side shared) whose images have the same size, in one batch.
     Any model family; options as for ``explain``."""
-    adapter = adapter_for(clip)
-    items = as_image_list(image)
-    targets = adapter.encode_targets(text)
+    images, texts = _renamed(options, images, texts)
+    adapter = adapter_for(model)
+    items = as_image_list(images)
+    targets = adapter.encode_targets(texts)
     image_of, text_of = pair_indices(len(items), len(targets))
     pixels, _ = adapter.prepare(items, preprocess)
     if len({tuple(p.shape) for p in pixels}) > 1:
         raise ValueError("grad_eclip_terms needs images of one size (one batch); call it once per size")
-    batch = torch.stack(pixels).to(clip.device, clip.dtype)
+    batch = torch.stack(pixels).to(model.device, model.dtype)
     with torch.enable_grad():
-        return image_terms(clip, batch, targets[text_of.to(targets.device)], image_of.to(clip.device), **options)
+        return image_terms(model, batch, targets[text_of.to(targets.device)], image_of.to(model.device), **options)
 
 
 def image_target(clip: Clip, image: ImageInput | torch.Tensor) -> torch.Tensor:
@@ -170,34 +185,37 @@ def image_targets(clip: Clip, images: ImageInput | torch.Tensor | Sequence[Image
 
 
 def explain_text(
-    clip: Clip,
-    image: ImageInput | torch.Tensor | Sequence[ImageInput],
-    text: str | Sequence[str],
+    model: Clip,
+    images: ImageInput | torch.Tensor | Sequence[ImageInput] | None = None,
+    texts: str | Sequence[str] | None = None,
     method: str = "grad_eclip",
     **options,
 ) -> TextExplanation | list[TextExplanation]:
     """Explain the image-text cosine with one weight per word piece of the text (summing to 1).
 
-    ``image`` is a PIL image, a path, or an image embedding [E]; or several (a list, or embeddings
+    ``images`` is a PIL image, a path, or an image embedding [E]; or several (a list, or embeddings
     [I, E]), paired with the texts as in `explain`: one text per image, or one side shared. One text
     against ten images or more runs the text once (Grad-ECLIP's shared route). A single image and a single
     text give one `TextExplanation`, anything else a list, one per pair.
     """
-    if not isinstance(clip, Clip):
-        raise UnsupportedModelError(f"word weights explain a CLIP's text tower; {type(clip).__name__} models are "
+    images, texts = _renamed(options, images, texts)
+    if not isinstance(model, Clip):
+        raise UnsupportedModelError(f"word weights explain a CLIP's text tower; {type(model).__name__} models are "
                                     "explained over the image only, with gl.explain")
-    info = method_for("clip_text", method, clip.name)
-    texts = as_text_list(text)
-    targets = image_targets(clip, image)
+    info = method_for("clip_text", method, model.name)
+    check_options(info, options, "a CLIP text tower", text=True)
+    one_text = isinstance(texts, str)
+    texts = as_text_list(texts)
+    targets = image_targets(model, images)
     image_of, text_of = pair_indices(len(targets), len(texts))
-    ids = clip.tokenize(texts)
+    ids = model.tokenize(texts)
     with torch.enable_grad():
-        out = info.fn(clip, ids[text_of.to(ids.device)], targets[image_of.to(targets.device)], **options)
+        out = info.fn(model, ids[text_of.to(ids.device)], targets[image_of.to(targets.device)], **options)
     results = []
     for row, t in enumerate(text_of.tolist()):
         eos = int(ids[t].argmax())
-        pieces = clip.decode_tokens(ids[t, 1:eos].tolist())
+        pieces = model.decode_tokens(ids[t, 1:eos].tolist())
         results.append(
             TextExplanation(texts[t], pieces, out.maps[row, 1:eos].float().cpu(), float(out.scores[row]), method)
         )
-    return results[0] if isinstance(text, str) and len(results) == 1 else results
+    return results[0] if one_text and len(results) == 1 else results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -59,15 +60,23 @@ class Explanation:
 
 @dataclass
 class TextExplanation:
-    """Word-piece importance for one text: ``tokens[i]`` has weight ``scores[i]`` (they sum to 1)."""
+    """Word-piece importance for one text: ``tokens[i]`` has weight ``weights[i]`` (they sum to 1); ``score`` is
+    the image-text cosine they explain (as ``Explanation.scores`` is, per map)."""
 
     text: str
     tokens: list[str]
-    scores: torch.Tensor
+    weights: torch.Tensor
     score: float  # the cosine similarity explained
     method: str = "grad_eclip"
 
+    @property
+    def scores(self) -> torch.Tensor:
+        """The word weights under their former name (``scores`` is the explained score elsewhere in the API)."""
+        warnings.warn("TextExplanation.scores is now .weights (.score is the explained cosine)", DeprecationWarning,
+                      stacklevel=2)
+        return self.weights
+
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         """The k most important word pieces with their weights."""
-        order = self.scores.argsort(descending=True)[:k]
-        return [(self.tokens[i], float(self.scores[i])) for i in order]
+        order = self.weights.argsort(descending=True)[:k]
+        return [(self.tokens[i], float(self.weights[i])) for i in order]

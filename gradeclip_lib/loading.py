@@ -55,7 +55,7 @@ def load(name: str | os.PathLike, pretrained: bool | str | os.PathLike | None = 
     ``pretrained=True``: the name's own weights (cached, or downloaded when the network answers; a clear
     error within seconds offline, never random weights by accident); a path: weights from that file or
     folder; ``None``: the architecture with random weights drawn from ``seed``. ``name`` may also be a
-    folder a training command wrote (``python -m gradeclip_lib.synthetic train --out DIR``).
+    folder a training command wrote (``python -m gradeclip_lib shapes train --out DIR``).
     """
     family = family or family_of(name)
     if family not in FAMILIES:

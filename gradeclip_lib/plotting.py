@@ -18,7 +18,7 @@ from PIL import Image
 
 from .explanation import TextExplanation
 from .export import DPI, figure_format, save_figure, saveable
-from .images import ImageInput, load_image
+from .images import ImageInput, keep_size_shape, load_image
 from .outputs import Rich, Table
 
 CMAP = "jet"
@@ -125,9 +125,9 @@ def words_html(words: TextExplanation | Sequence[TextExplanation]) -> str:
     items = [words] if isinstance(words, TextExplanation) else list(words)
     lines = []
     for w in items:
-        top = float(w.scores.max()) if len(w.scores) else 1.0
+        top = float(w.weights.max()) if len(w.weights) else 1.0
         spans = []
-        for token, s in zip(w.tokens, w.scores.tolist()):
+        for token, s in zip(w.tokens, w.weights.tolist()):
             rel = s / top if top > 0 else 0.0
             fg = "white" if rel > 0.6 else "black"
             spans.append(
@@ -144,9 +144,9 @@ def words_markdown(words: TextExplanation | Sequence[TextExplanation]) -> str:
     items = [words] if isinstance(words, TextExplanation) else list(words)
     lines = []
     for w in items:
-        top = float(w.scores.max()) if len(w.scores) else 0.0
+        top = float(w.weights.max()) if len(w.weights) else 0.0
         pieces = [f"**{t}** ({s:.2f})" if s == top and top > 0 else f"{t} ({s:.2f})"
-                  for t, s in zip(w.tokens, w.scores.tolist())]
+                  for t, s in zip(w.tokens, w.weights.tolist())]
         lines.append(" ".join(pieces) + f" — cos = {w.score:.3f}")
     return "\n\n".join(lines)
 
@@ -183,8 +183,8 @@ def _draw_words(ax, items: Sequence[TextExplanation]) -> None:
     renderer = fig.canvas.get_renderer()
     for row, w in enumerate(items):
         x = 0.0
-        top = float(w.scores.max()) if len(w.scores) else 1.0
-        for token, s in zip(w.tokens, w.scores.tolist()):
+        top = float(w.weights.max()) if len(w.weights) else 1.0
+        for token, s in zip(w.tokens, w.weights.tolist()):
             rel = s / top if top > 0 else 0.0
             t = ax.text(x, row + 0.5, token, va="center", ha="left", fontsize=11,
                         color="white" if rel > 0.6 else "black",
@@ -198,7 +198,7 @@ def cloud_weights(words: TextExplanation) -> dict[str, float]:
     """Word piece -> its total weight in the text (a piece that occurs twice adds up), pieces without
     positive weight left out: what the word cloud sizes its words by."""
     totals: dict[str, float] = {}
-    for token, s in zip(words.tokens, words.scores.tolist()):
+    for token, s in zip(words.tokens, words.weights.tolist()):
         if s > 0 and token.strip():
             totals[token.strip()] = totals.get(token.strip(), 0.0) + s
     return totals
@@ -254,8 +254,6 @@ def pil(array: np.ndarray) -> Image.Image:
 @saveable
 def show_patch_grid(image: ImageInput, patch: int, size: tuple[int, int] | None = None, ax=None):
     """The image as the model sees it in keep-size mode: resized to patch multiples, with the patch grid."""
-    from .images import keep_size_shape
-
     img = load_image(image)
     h, w = size or keep_size_shape(img.height, img.width, patch)
     arr = np.asarray(img.resize((w, h), Image.BICUBIC))

@@ -19,6 +19,7 @@ from .methods import IMAGE_METHODS, TEXT_METHODS
 from .models.clip import Clip
 from .plotting import show_panels, words_figure, words_html
 from .prompts import PromptMaps, prompt_maps
+from .samples import sample_images
 
 
 class Explorer:
@@ -31,8 +32,6 @@ class Explorer:
     def __init__(self, clip: Clip, images: Mapping[str, ImageInput] | Sequence[ImageInput] | None = None,
                  prompt: str = "a photo of a cat") -> None:
         if images is None:
-            from .samples import sample_images
-
             images = sample_images()
         if not isinstance(images, Mapping):
             images = {f"image {i}": im for i, im in enumerate(images)}

@@ -128,7 +128,7 @@ def test_decomposition_records_follow_their_definitions(shapes):
         caption = shapes.encode_text(r["caption"])[0]
         assert r["text_sum"] == pytest.approx(float(caption @ summed / summed.norm()), abs=1e-4)
         words = gl.explain_text(shapes, scene.image, r["caption"])
-        objects = sum(float(w) for t, w in zip(words.tokens, words.scores) if t in COLOURS or t in SHAPES)
+        objects = sum(float(w) for t, w in zip(words.tokens, words.weights) if t in COLOURS or t in SHAPES)
         assert r["weight_object"] == pytest.approx(objects, abs=1e-5) and r["words_object"] == 2 * k
     assert sum(records[0][f"weight_{c}"] for c in analyses.WORD_CLASSES) == pytest.approx(1, abs=1e-5)
 
@@ -196,10 +196,10 @@ def test_word_weights_merge_word_pieces_and_average_per_occurrence(tiny, images)
     assert len(pieces[0].tokens) > 4 and sum(len(i) for _, i in words) == len(pieces[0].tokens)
     weights = analyses.word_weights(tiny, images[:2], captions, batch_size=1)
     split = dict(words)["zorblaxian"]
-    assert weights["zorblaxian"][0] == pytest.approx(float(pieces[0].scores[split].sum()), abs=1e-5)
-    cat = [float(p.scores[p.tokens.index("cat")]) for p in pieces]
+    assert weights["zorblaxian"][0] == pytest.approx(float(pieces[0].weights[split].sum()), abs=1e-5)
+    cat = [float(p.weights[p.tokens.index("cat")]) for p in pieces]
     assert weights["cat"] == (pytest.approx(np.mean(cat), abs=1e-5), 2)
-    a = [float(w) for w, t in zip(pieces[1].scores, pieces[1].tokens) if t == "a"]
+    a = [float(w) for w, t in zip(pieces[1].weights, pieces[1].tokens) if t == "a"]
     assert weights["a"] == (pytest.approx(np.mean(a), abs=1e-5), 2)
 
 
@@ -250,7 +250,7 @@ def test_shapes_word_weights_are_means_over_held_out_captions(shapes):
     counts = Counter(w for s in scenes for w in s.caption.split())
     assert {w: c for w, (_, c) in weights.items()} == dict(counts)
     first = gl.explain_text(shapes, scenes[0].image, scenes[0].caption)
-    assert torch.isclose(first.scores.sum(), torch.tensor(1.0), atol=1e-5)
+    assert torch.isclose(first.weights.sum(), torch.tensor(1.0), atol=1e-5)
 
 
 def test_word_weights_command_on_a_captioned_folder(tmp_path, shapes, capsys):

@@ -216,7 +216,7 @@ def text_reference(tiny, image, text):
     return ids, eos, records, cos
 
 
-def normalise(raw, eos):
+def normalize(raw, eos):
     w = F.relu(raw[1:eos])
     return (w / w.sum()).detach()
 
@@ -225,22 +225,22 @@ def test_text_self_attention_rollout_and_game(tiny, images):
     text = "a photo of a blue star and a green cross"
     ids, eos, records, cos = text_reference(tiny, images[0], text)
     attn = records[-1]["weights"].mean(1)[0, eos]
-    torch.testing.assert_close(gl.explain_text(tiny, images[0], text, method="self_attention").scores,
-                               normalise(attn, eos), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(gl.explain_text(tiny, images[0], text, method="self_attention").weights,
+                               normalize(attn, eos), rtol=1e-4, atol=1e-6)
     roll = abnar_rollout([r["weights"].mean(1).detach() for r in records])[0, eos]
-    torch.testing.assert_close(gl.explain_text(tiny, images[0], text, method="rollout").scores,
-                               normalise(roll, eos), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(gl.explain_text(tiny, images[0], text, method="rollout").weights,
+                               normalize(roll, eos), rtol=1e-4, atol=1e-6)
     logit = tiny.model.logit_scale.exp() * cos
     rel = chefer_relevance(logit, [r["weights"] for r in records[-2:]])[0, eos]
-    torch.testing.assert_close(gl.explain_text(tiny, images[0], text, method="game", start_layer=-2).scores,
-                               normalise(rel, eos), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(gl.explain_text(tiny, images[0], text, method="game", start_layer=-2).weights,
+                               normalize(rel, eos), rtol=1e-4, atol=1e-6)
 
 
 def test_every_text_method_sums_to_one(tiny, images):
     for method in gl.TEXT_METHODS:
         words = gl.explain_text(tiny, images[1], TEXTS[1], method=method)
-        assert len(words.tokens) == len(words.scores)
-        assert float(words.scores.sum()) == pytest.approx(1.0, abs=1e-5)
+        assert len(words.tokens) == len(words.weights)
+        assert float(words.weights.sum()) == pytest.approx(1.0, abs=1e-5)
 
 
 @pytest.mark.parametrize("method", sorted(gl.TEXT_METHODS))

@@ -19,9 +19,10 @@ from transformers import (
 )
 
 import gradeclip_lib as gl
-from gradeclip_lib.blip import BLIP_METHODS, loading
+from gradeclip_lib.blip import loading
 from gradeclip_lib.errors import WeightsUnavailableError
 from gradeclip_lib.images import prepare
+from gradeclip_lib.methods import BLIP_METHODS
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "red", "circle", "photo", "of", "dog", "on", "grass"]
 TEXTS = ["a red circle", "a photo of a dog on grass"]

@@ -143,7 +143,7 @@ def test_load_classifier_never_falls_back_to_random_weights(monkeypatch):
 
 # ---------------------------------------------------------------- the ShapesWorld classifier
 def test_single_object_labels_name_the_scenes_object():
-    from gradeclip_lib.classifiers.shapes import CLASSES, single_object_labels
+    from gradeclip_lib.shapesworld.train_classifier import CLASSES, single_object_labels
     from gradeclip_lib.synthetic.data import object_bits
 
     scenes = gl.synthetic.make_scenes(40, seed=1, n_objects=1, size=32)
@@ -155,7 +155,7 @@ def test_single_object_labels_name_the_scenes_object():
 
 
 def test_a_short_training_saves_a_classifier_that_loads_as_trained(tmp_path):
-    from gradeclip_lib.classifiers.shapes import CLASSES, train_shapes_classifier
+    from gradeclip_lib.shapesworld.train_classifier import CLASSES, train_shapes_classifier
 
     trained = train_shapes_classifier(tmp_path, steps=50, batch_size=16, scenes=200, workers=1, progress=False)
     loaded = gl.load_classifier("shapes", pretrained=tmp_path)
@@ -168,7 +168,7 @@ def test_a_short_training_saves_a_classifier_that_loads_as_trained(tmp_path):
 
 
 def test_pointing_hits_against_a_direct_pointing_game():
-    from gradeclip_lib.classifiers.shapes import pointing_hits
+    from gradeclip_lib.shapesworld.train_classifier import pointing_hits
 
     classifier = gl.load_classifier("shapes")
     hits = pointing_hits(classifier, n=10, n_objects=3, seed=5)

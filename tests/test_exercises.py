@@ -313,7 +313,7 @@ def test_ch07_deletion_curve():
 def test_ch07_phrase_probability_is_the_zero_shot_probability(shapes):
     from torchvision.transforms.functional import to_tensor
 
-    from gradeclip_lib.synthetic.evaluate import PROMPTS
+    from gradeclip_lib.shapesworld.evaluate import PROMPTS
 
     scene = gl.synthetic.make_scenes(2, seed=4, n_objects=1, size=64)
     phrase = scene[0].objects[0].phrase

@@ -25,7 +25,7 @@ from gradeclip_lib.finetune import shapes as run
 from gradeclip_lib.finetune.captioned import CaptionedConfig, batch_losses, caption_phrases, finetune_captioned
 from gradeclip_lib.finetune.regions import map_weights
 from gradeclip_lib.metrics import format_rate
-from gradeclip_lib.synthetic.model import SHAPES_DIR, TUNED_DIR
+from gradeclip_lib.models.shapes import SHAPES_DIR, TUNED_DIR
 
 
 def test_one_pass_gives_the_embedding_and_maskclips_dense_features(tiny, images):
@@ -137,7 +137,7 @@ def test_config_and_shipped_names_are_checked():
 
 
 def test_cli_rejects_an_unknown_run(capsys):
-    from gradeclip_lib.synthetic.__main__ import main
+    from gradeclip_lib.shapes_cli import main
 
     with pytest.raises(SystemExit):
         main(["finetune", "--runs", "grad_eclip,boxes"])
@@ -213,7 +213,7 @@ def test_finetune_command_on_a_captioned_folder(tmp_path, capsys):
     from safetensors.torch import load_file
 
     from gradeclip_lib.cli import main
-    from gradeclip_lib.synthetic.evaluate import PROMPTS
+    from gradeclip_lib.shapesworld.evaluate import PROMPTS
 
     folder = tmp_path / "captioned"
     folder.mkdir()

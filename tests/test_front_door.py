@@ -120,3 +120,43 @@ def test_targets_are_refused_where_texts_are_explained(tiny, images):
     blip = gl.load("shapes-blip")
     with pytest.raises(ValueError, match="classifier"):
         gl.explain(blip, images[0], "a red circle", targets=[0])
+
+
+@pytest.mark.parametrize(("name", "text"), [("shapes", "a red circle"), ("shapes-resnet", "a red circle"),
+                                            ("shapes-classifier", "red circle"), ("shapes-blip", "a red circle")])
+def test_an_option_fails_the_same_way_on_every_family(name, text, images):
+    model = gl.load(name)
+    for method in ("grad_eclip", "rise", "random"):
+        with pytest.raises(ValueError, match=f"'{method}' on a .* takes .*; got colour"):
+            gl.explain(model, images[0], text, method=method, colour="red")
+    with pytest.raises(ValueError, match="takes .*seed; got qk"):
+        gl.explain(model, images[0], text, method="random", qk="width")
+    if name != "shapes":
+        with pytest.raises(ValueError, match="paper"):
+            gl.explain(model, images[0], text, mode="paper")
+    assert gl.explain(model, images[0], text, method="grad_eclip", qk="width").maps.ndim == 3
+
+
+def test_word_weights_are_weights_and_the_old_name_warns(tiny, images):
+    words = gl.explain_text(tiny, images[0], "a photo of a dog")
+    assert float(words.weights.sum()) == pytest.approx(1.0, abs=1e-5)
+    with pytest.warns(DeprecationWarning, match="weights"):
+        old = words.scores
+    assert old is words.weights
+
+
+def test_the_front_doors_take_models_images_and_texts_by_the_same_names(tiny, images):
+    by_name = gl.explain_text(model=tiny, images=images[0], texts="a photo of a dog")
+    terms = gl.grad_eclip_terms(model=tiny, images=images[0], texts="a dog")
+    assert gl.explain(model=tiny, images=images[0], texts="a dog").maps.shape[1:] == terms.grid
+    with pytest.warns(DeprecationWarning, match="images="):
+        old = gl.explain_text(tiny, image=images[0], text="a photo of a dog")
+    torch.testing.assert_close(old.weights, by_name.weights)
+    with pytest.warns(DeprecationWarning, match="texts="):
+        gl.grad_eclip_terms(tiny, images[0], text="a dog")
+
+
+def test_word_weights_refuse_an_option_their_method_does_not_take(tiny, images):
+    with pytest.raises(ValueError, match="'grad_eclip' on a CLIP text tower takes .*n_layers.*; got layer"):
+        gl.explain_text(tiny, images[0], "a dog", layer=3)
+    assert len(gl.explain_text(tiny, images[0], "a dog", method="game", start_layer=1).weights) == 2

@@ -147,7 +147,7 @@ def test_text_paper_mode_reproduces_authors_code(tiny, images):
     image_emb = tiny.encode_image(images[0])[0]
     ref = grad_eclip_paper_text(tiny.model, tiny.tokenize(text), image_emb, n=3)
     words = gl.explain_text(tiny, images[0], text, mode="paper")
-    torch.testing.assert_close(words.scores, ref, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(words.weights, ref, rtol=1e-4, atol=1e-6)
 
 
 def test_text_faithful_mode_matches_multi_head_reference(tiny, images):
@@ -155,7 +155,7 @@ def test_text_faithful_mode_matches_multi_head_reference(tiny, images):
     image_emb = tiny.encode_image(images[0])[0]
     ref = grad_eclip_faithful_text(tiny.model, tiny.tokenize(text), image_emb, n=3)
     words = gl.explain_text(tiny, images[0], text)
-    torch.testing.assert_close(words.scores, ref, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(words.weights, ref, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["faithful", "paper"])
@@ -163,10 +163,10 @@ def test_text_scores_sum_to_one_per_word_piece(tiny, images, mode):
     text = "A photo of a Hyper-realistic, enormous blue star!"
     words = gl.explain_text(tiny, images[0], text, mode=mode)
     n_pieces = len(tiny.tokenizer.encode(text))
-    assert len(words.tokens) == len(words.scores) == n_pieces
+    assert len(words.tokens) == len(words.weights) == n_pieces
     assert words.tokens[:3] == ["a", "photo", "of"]
-    assert float(words.scores.sum()) == pytest.approx(1.0, abs=1e-5)
-    assert (words.scores >= 0).all()
+    assert float(words.weights.sum()) == pytest.approx(1.0, abs=1e-5)
+    assert (words.weights >= 0).all()
 
 
 def test_text_faithful_score_is_the_models_cosine(tiny, images):

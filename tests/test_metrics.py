@@ -97,7 +97,7 @@ def _scene_with_two_squares():
 @pytest.mark.parametrize("peak, place", [((7, 7), "target"), ((11, 7), "target"), ((27, 27), "another object"),
                                          ((7, 16), "near the target"), ((38, 2), "background")])
 def test_peak_places(peak, place):
-    from gradeclip_lib.synthetic.misses import peak_places
+    from gradeclip_lib.shapesworld.misses import peak_places
 
     emap = torch.zeros(40, 40)
     emap[peak] = 1.0
@@ -105,7 +105,7 @@ def test_peak_places(peak, place):
 
 
 def test_hit_rate_by_groups_with_intervals():
-    from gradeclip_lib.synthetic.misses import hit_rate_by
+    from gradeclip_lib.shapesworld.misses import hit_rate_by
 
     scenes = [_scene_with_two_squares()] * 6  # the same objects: the key decides the group
     keys = iter(["red", "red", "red", "blue", "blue", "blue"])
@@ -116,7 +116,7 @@ def test_hit_rate_by_groups_with_intervals():
 
 
 def test_object_means_weight_patches_by_coverage():
-    from gradeclip_lib.synthetic.misses import object_means
+    from gradeclip_lib.shapesworld.misses import object_means
 
     scene = _scene_with_two_squares()  # 40 px on a 4 x 4 grid: 10-px patches
     grid = torch.zeros(1, 4, 4)
@@ -131,7 +131,7 @@ def test_object_means_weight_patches_by_coverage():
 
 
 def test_mean_by_groups():
-    from gradeclip_lib.synthetic.misses import mean_by
+    from gradeclip_lib.shapesworld.misses import mean_by
 
     scenes = [_scene_with_two_squares()] * 4
     keys = iter("aabb")
@@ -148,7 +148,7 @@ def test_format_rate():
 def test_factors_by_averages_the_named_and_other_objects():
     from types import SimpleNamespace
 
-    from gradeclip_lib.synthetic.misses import factors_by
+    from gradeclip_lib.shapesworld.misses import factors_by
 
     scene = _scene_with_two_squares()  # object a in patch (0, 0), object b in patch (2, 2) of a 4 x 4 grid
     lam = torch.zeros(1, 4, 4)

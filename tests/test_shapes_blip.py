@@ -8,8 +8,8 @@ import torch
 from test_blip import tiny_blip
 
 import gradeclip_lib as gl
-from gradeclip_lib.blip import shapes
 from gradeclip_lib.errors import WeightsUnavailableError
+from gradeclip_lib.shapesworld import train_blip as shapes
 from gradeclip_lib.synthetic.data import render_scenes
 
 
@@ -60,7 +60,7 @@ def test_training_killed_and_resumed_ends_with_the_weights_of_an_unbroken_run(tm
 
 
 def test_resuming_a_folder_without_a_run_says_how_to_start_one(tmp_path, capsys):
-    from gradeclip_lib.synthetic.__main__ import main
+    from gradeclip_lib.shapes_cli import main
 
     assert main(["train-blip", "--out", str(tmp_path), "--resume"]) == 2
     assert "synthetic train-blip --out" in capsys.readouterr().err

@@ -7,7 +7,7 @@ import pytest
 
 import gradeclip_lib as gl
 from gradeclip_lib.metrics import rate_with_interval
-from gradeclip_lib.synthetic.evaluate import binding_accuracy, localisation, zero_shot_accuracy
+from gradeclip_lib.shapesworld.evaluate import binding_accuracy, localisation, zero_shot_accuracy
 
 SEEDS = {"zero_shot": 91_001, "binding": 91_002, "pointing": 91_003}
 

@@ -12,10 +12,10 @@ import time
 import pytest
 import torch
 
-from gradeclip_lib.synthetic.__main__ import build_parser, train_config
-from gradeclip_lib.synthetic.checkpoint import CHECKPOINT, load_checkpoint
+from gradeclip_lib.shapes_cli import build_parser, train_config
+from gradeclip_lib.shapesworld.train_clip import TrainConfig, train
 from gradeclip_lib.synthetic.tokenizer import WordTokenizer, vocabulary
-from gradeclip_lib.synthetic.train import TrainConfig, train
+from gradeclip_lib.training.checkpoint import CHECKPOINT, load_checkpoint
 
 TINY = {"embed_dim": 32, "quick_gelu": False, "vocabulary": vocabulary(),
         "vision_cfg": {"image_size": 32, "patch_size": 8, "width": 64, "layers": 2, "head_width": 32},
@@ -76,7 +76,7 @@ def test_resume_refuses_another_config(tmp_path):
 
 
 def test_cli_resume_takes_no_recipe_options(tmp_path, capsys):
-    from gradeclip_lib.synthetic.__main__ import main
+    from gradeclip_lib.shapes_cli import main
 
     with pytest.raises(SystemExit):
         main(["train", "--resume", str(tmp_path), "--steps", "10"])
@@ -99,7 +99,7 @@ def test_old_histories_read_as_fp32_exact_set_runs():
 
 SCRIPT = """
 import sys
-from gradeclip_lib.synthetic.train import train
+from gradeclip_lib.shapesworld.train_clip import train
 sys.path.insert(0, {tests!r})
 from test_shapes_training import tiny_config
 train(tiny_config(steps={steps}, eval_every=50), out={out!r}, workers=1, progress=False, resume={resume})
@@ -115,7 +115,7 @@ def run_script(out, steps: int, resume: bool) -> subprocess.Popen:
 def test_a_killed_run_resumes_to_the_uninterrupted_weights(tmp_path):
     """SIGKILL at whatever point after the first checkpoint; the resumed run (from that checkpoint or a
     later one) must end bitwise where a run that was never interrupted ends."""
-    from gradeclip_lib.synthetic.model import load_shapes_clip
+    from gradeclip_lib.models.shapes import load_shapes_clip
 
     steps = 300
     proc = run_script(tmp_path / "killed", steps, resume=False)

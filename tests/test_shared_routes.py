@@ -157,10 +157,10 @@ def test_explain_text_against_many_images(tiny, images):
     for image, words in zip(images, many):
         alone = gl.explain_text(tiny, image, TEXTS[1])
         assert words.tokens == alone.tokens and words.score == pytest.approx(alone.score, abs=1e-6)
-        torch.testing.assert_close(words.scores, alone.scores, rtol=0, atol=2e-5)
+        torch.testing.assert_close(words.weights, alone.weights, rtol=0, atol=2e-5)
     embeddings = tiny.encode_image(images)
     from_embeddings = gl.explain_text(tiny, embeddings, TEXTS[1])
-    torch.testing.assert_close(from_embeddings[2].scores, many[2].scores)
+    torch.testing.assert_close(from_embeddings[2].weights, many[2].weights)
     single = gl.explain_text(tiny, images[0], TEXTS[1])
     assert isinstance(single, gl.TextExplanation)
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import gradeclip_lib as gl
+from gradeclip_lib.models.shapes import build_model, default_config, load_shapes_clip, save, wrap
+from gradeclip_lib.shapesworld.train_clip import TrainConfig, contrastive_loss, train
 from gradeclip_lib.synthetic import COLOURS, SHAPES, WordTokenizer, make_scenes
-from gradeclip_lib.synthetic.model import build_model, default_config, load_shapes_clip, save, wrap
 from gradeclip_lib.synthetic.scenes import shape_mask
-from gradeclip_lib.synthetic.train import TrainConfig, contrastive_loss, train
 
 
 def test_deterministic_per_seed_and_index():
@@ -101,7 +101,7 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 def test_missing_model_says_how_to_train_it(tmp_path):
-    with pytest.raises(gl.WeightsUnavailableError, match="python -m gradeclip_lib.synthetic train"):
+    with pytest.raises(gl.WeightsUnavailableError, match="python -m gradeclip_lib shapes train"):
         gl.load_clip("shapes", pretrained=str(tmp_path))
 
 
@@ -147,7 +147,7 @@ def test_a_short_training_run_lowers_the_loss(tmp_path):
 
 
 def test_localisation_table_rows():
-    from gradeclip_lib.synthetic.evaluate import localisation_table
+    from gradeclip_lib.shapesworld.evaluate import localisation_table
 
     clip = gl.load_clip("shapes", pretrained=None)
     methods = {"G": {"method": "grad_eclip"}, "R": {"method": "random", "seed": 3}}
@@ -162,16 +162,16 @@ def test_train_command_reproduces_the_config_of_a_run(which):
     import json
     from dataclasses import asdict
 
-    from gradeclip_lib.synthetic.__main__ import build_parser, train_config
-    from gradeclip_lib.synthetic.model import SHAPES_DIR
-    from gradeclip_lib.synthetic.train import train_command
+    from gradeclip_lib.models.shapes import SHAPES_DIR
+    from gradeclip_lib.shapes_cli import build_parser, train_config
+    from gradeclip_lib.shapesworld.train_clip import train_command
 
     if which == "shipped":  # the history written with the model in data/shapes
         config = json.loads((SHAPES_DIR / "history.json").read_text())["config"]
     else:
         config = json.loads(json.dumps(asdict(TrainConfig(steps=123, partial_captions=0.25, n_objects=(2, 3)))))
     command = train_command(config)
-    assert command.startswith("python -m gradeclip_lib.synthetic train ")
+    assert command.startswith("python -m gradeclip_lib shapes train ")
     parsed = asdict(train_config(build_parser().parse_args(command.split()[3:])))
     expected = {"partial_captions": 0.0, "positives": "same", "precision": "fp32", **config}  # older histories
     expected.pop("device", None)

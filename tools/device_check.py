@@ -18,8 +18,8 @@ import torch
 
 import gradeclip_lib as gl
 from gradeclip_lib.methods import IMAGE_METHODS, TEXT_METHODS
+from gradeclip_lib.models.shapes import SHAPES_DIR
 from gradeclip_lib.samples import sample_image
-from gradeclip_lib.synthetic.model import SHAPES_DIR
 
 # Stochastic and costly methods: small settings, fixed seeds (the masks and noise are drawn on the CPU
 # generator where the method allows it; the correlation then says how far the device's arithmetic drifts).

@@ -28,7 +28,7 @@ python3 -c "import torch, open_clip; print('torch', torch.__version__, 'open_cli
     | tee -a "$OUT/gpu.txt"
 nproc | sed 's/^/cpus /' | tee -a "$OUT/gpu.txt"
 
-# name, then the training flags (the documented command is `python -m gradeclip_lib.synthetic train FLAGS`).
+# name, then the training flags (the documented command is `python -m gradeclip_lib shapes train FLAGS`).
 # The shipped model is the CPU default (`small`, 3000 steps of 256); a GPU trains the larger presets.
 RECIPES=(
   "large|--preset large --steps 6000 --batch-size 512"
@@ -43,10 +43,10 @@ train_and_measure() {  # name flags workers limit
   local dir=$WORK/$1
   mkdir -p "$dir"
   local t0=$SECONDS
-  OMP_NUM_THREADS=3 timeout "$4" python3 -m gradeclip_lib.synthetic train --out "$dir" $2 $COMMON --workers "$3" \
+  OMP_NUM_THREADS=3 timeout "$4" python3 -m gradeclip_lib shapes train --out "$dir" $2 $COMMON --workers "$3" \
       2>&1 | tr '\r' '\n' | grep -v "it/s\]$\|s/it\]$" > "$dir/train.log"
   echo "$1: trained in $((SECONDS - t0)) s (wall, render included): $(tail -1 "$dir/train.log")"
-  OMP_NUM_THREADS=3 timeout 120 python3 -m gradeclip_lib.synthetic evaluate --model-dir "$dir" --n 300 \
+  OMP_NUM_THREADS=3 timeout 120 python3 -m gradeclip_lib shapes evaluate --model-dir "$dir" --n 300 \
       > "$dir/eval.json" 2> "$dir/eval.err"
   echo "$1: $(tr -d '\n ' < "$dir/eval.json")"
 }

@@ -9,7 +9,7 @@ import torch
 from ..explain import explain
 from ..metrics import pointing_game, rate_with_interval
 from ..models.clip import Clip
-from ..synthetic.evaluate import image_size
+from ..shapesworld.evaluate import image_size
 from ..synthetic.scenes import make_scenes, make_twin_scenes
 
 FAMILIES = {"colour": "shape", "shape": "colour"}  # the family tested -> what the twins share

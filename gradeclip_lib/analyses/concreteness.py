@@ -18,7 +18,7 @@ from ..errors import GradEclipError
 from ..explain import explain_text
 from ..metrics import spearman_with_interval
 from ..models.clip import Clip
-from ..synthetic.evaluate import image_size
+from ..shapesworld.evaluate import image_size
 from ..synthetic.scenes import COLOURS, SHAPES, TEMPLATES, make_scenes
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
@@ -102,7 +102,7 @@ def word_weights(clip: Clip, images: Sequence, captions: Sequence[str], method: 
         explained = explain_text(clip, list(images[chunk]), list(captions[chunk]), method=method)
         for exp in explained if isinstance(explained, list) else [explained]:
             for word, idx in caption_words(clip, exp.text, exp.tokens):
-                totals[word][0] += float(exp.scores[idx].sum())
+                totals[word][0] += float(exp.weights[idx].sum())
                 totals[word][1] += 1
     return {w: (s / c, c) for w, (s, c) in sorted(totals.items())}
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ..explain import explain, explain_text
 from ..metrics import bootstrap_interval, energy_pointing_game, pearson, r_squared
 from ..models.clip import Clip
-from ..synthetic.evaluate import image_size
+from ..shapesworld.evaluate import image_size
 from ..synthetic.scenes import caption_for, make_scenes
 from .words import WORD_CLASSES, word_class
 
@@ -86,7 +86,7 @@ def concept_decomposition(clip: Clip, n: int = 500, n_objects: int = 3, seed: in
             "text_sum": float(caption_emb[i] @ summed),  # is the caption's embedding the sum of its phrases'?
         }
         for cls in WORD_CLASSES:
-            picked = [float(w) for t, w in zip(words[i].tokens, words[i].scores) if word_class(t) == cls]
+            picked = [float(w) for t, w in zip(words[i].tokens, words[i].weights) if word_class(t) == cls]
             record[f"weight_{cls}"], record[f"words_{cls}"] = sum(picked), len(picked)
         records.append(record)
     return records

@@ -3,7 +3,6 @@ cosine (vision class token against text class token), as the authors' BLIP noteb
 established gradient-weighted cross-attention map."""
 
 from .loading import load_blip
-from .methods import BLIP_METHODS
 from .model import Blip
 
-__all__ = ["BLIP_METHODS", "Blip", "load_blip"]
+__all__ = ["Blip", "load_blip"]

@@ -3,6 +3,5 @@ its probability) instead of an image-text cosine, as the authors' ``gradeclip_ad
 
 from .classifier import Classifier
 from .loading import load_classifier
-from .methods import CLASSIFIER_METHODS
 
-__all__ = ["CLASSIFIER_METHODS", "Classifier", "load_classifier"]
+__all__ = ["Classifier", "load_classifier"]

@@ -14,6 +14,8 @@ import torch
 from ..errors import DatasetError
 from ..models.clip import Clip
 from ..samples import DATA_DIR
+from ..synthetic.scenes import TEMPLATES
+from ..synthetic.tokenizer import WordTokenizer
 
 WNIDS_FILE = DATA_DIR / "imagenet_wnids.txt"  # the 1000 ImageNet-1k synsets in class-index order
 TEMPLATES_FILE = "templates.txt"  # optional, in the folder: one prompt template per line, '{}' = class
@@ -74,10 +76,9 @@ def folder_classes(root: str | os.PathLike, clip: Clip | None = None) -> ClassSe
 
 
 def default_templates(clip: Clip | None) -> tuple[str, ...]:
-    """The ShapesWorld model's caption templates for it; OpenAI's 80 ImageNet templates otherwise."""
-    if clip is not None and clip.name.startswith("shapes"):  # shapes, shapes-tuned, shapes-resnet
-        from ..synthetic.scenes import TEMPLATES
-
+    """ShapesWorld's caption templates for a model that reads ShapesWorld's words (its word tokenizer); OpenAI's
+    80 ImageNet templates otherwise."""
+    if clip is not None and isinstance(clip.tokenizer, WordTokenizer):
         return tuple(t.format("a {}") for t in TEMPLATES)
     return tuple(t("{}") for t in open_clip.OPENAI_IMAGENET_TEMPLATES)
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..export import saveable
+from ..outputs import Table
 from .curves import EFFICIENCY_LEVEL, FRACTIONS, checkpoint_counts, insertion_efficiency
 from .perturb import perturbed, pixel_ranks
 
@@ -125,8 +126,6 @@ def summary_table(rows: Sequence[dict], labels: dict[str, str] | None = None,
     AUC with its standard error; then the insertion efficiency (median share of pixels that gives back
     90 % of the probability, and the share of images that get there within 50 %). ``metrics`` picks the
     column groups ("top1", "prob", "causal" when measured, "efficiency"), to fit a page's width."""
-    from ..outputs import Table
-
     cols = [c for m in metrics if m in SUMMARY_COLUMNS for c in SUMMARY_COLUMNS[m]
             if not c[0].startswith("causal") or all(f"{c[0]}_auc" in r for r in rows)]
     body = []

@@ -30,7 +30,7 @@ def _resize(images: torch.Tensor, size: int | list[int]) -> torch.Tensor:
     return out.round_().clamp_(0, 255)
 
 
-def normalise(clip: Clip, images: torch.Tensor) -> torch.Tensor:
+def normalize(clip: Clip, images: torch.Tensor) -> torch.Tensor:
     """Pixel values in [0, 255] to the model's normalised input."""
     mean = torch.tensor(clip.mean, device=images.device).view(1, 3, 1, 1) * 255
     std = torch.tensor(clip.std, device=images.device).view(1, 3, 1, 1) * 255
@@ -42,11 +42,11 @@ def crop_batch(clip: Clip, images: torch.Tensor) -> torch.Tensor:
     the shorter side resized to the model's size (bicubic), centre crop, normalisation."""
     size = crop_size(clip)
     resized = _resize(images, size) if min(images.shape[-2:]) != size else images.float()
-    return normalise(clip, TF.center_crop(resized, [size, size]))
+    return normalize(clip, TF.center_crop(resized, [size, size]))
 
 
 def keep_size_batch(clip: Clip, images: torch.Tensor) -> torch.Tensor:
     """Keep-size input [N, 3, h, w] for same-size images: each side rounded to the patch size (bicubic)."""
     h, w = keep_size_shape(*images.shape[-2:], clip.patch_size)
     resized = _resize(images, [h, w]) if (h, w) != tuple(images.shape[-2:]) else images.float()
-    return normalise(clip, resized)
+    return normalize(clip, resized)

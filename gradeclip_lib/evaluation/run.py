@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..hardware import device_name
 from ..methods import IMAGE_METHODS
 from ..models.clip import Clip
 from .causal import causal_auc, causal_curves
@@ -175,8 +176,6 @@ def meta_file(out: str | os.PathLike) -> Path:
 
 def write_meta(out: Path, clip: Clip, data, specs, targets, images: int, seconds: float, records: int,
                world: int) -> None:
-    from ..hardware import device_name
-
     info = {
         "model": clip.name, "pretrained": clip.pretrained, "dtype": str(clip.dtype).replace("torch.", ""),
         "device": device_name(str(clip.device)), "processes": world, "torch": torch.__version__,

@@ -39,7 +39,7 @@ def check_word_weights(word_weights: Callable, words: WordEvidence, clip: Clip, 
     """``word_weights(evidence)`` must give one weight per word piece (start and end tokens left out),
     summing to 1, as `gl.explain_text`; also on evidence of its own where the start and end tokens, or
     some word pieces, carry large positive, or negative, evidence."""
-    expected = explain_text(clip, image, text).scores
+    expected = explain_text(clip, image, text).weights
     e = words.evidence
     pieces = e[1:-1]
 

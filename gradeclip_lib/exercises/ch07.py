@@ -7,6 +7,7 @@ from collections.abc import Callable
 import torch
 
 from ..evaluation.perturb import perturbed, pixel_ranks
+from ..shapesworld.evaluate import PROMPTS, image_size
 from .checking import check_tensor, require_answer
 
 
@@ -74,8 +75,6 @@ def check_deletion_curve(deletion_curve: Callable) -> None:
 def phrase_probability(clip, phrase: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """A score for `check_deletion_curve`'s signature on a ShapesWorld model: the zero-shot probability
     of ``phrase`` among the 30 "a <colour> <shape>" prompts, for images [N, 3, H, W] with values in [0, 1]."""
-    from ..synthetic.evaluate import PROMPTS, image_size
-
     classifier = clip.encode_text(PROMPTS).T.float()
     target = PROMPTS.index(phrase)
     mean = torch.tensor(clip.mean).view(1, 3, 1, 1)

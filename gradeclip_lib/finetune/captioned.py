@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 
 from ..explain import explain
 from ..models.clip import Clip
-from ..synthetic.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
-from ..synthetic.train import contrastive_loss
+from ..training.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from ..training.steps import contrastive_loss, lr_at
 from .dense import encode_with_dense
 from .loss import region_phrase_loss
 from .regions import map_weights, pool_regions
@@ -50,7 +50,6 @@ class CaptionedConfig:
 
 
 def _lr(step: int, cfg: CaptionedConfig) -> float:
-    from ..synthetic.train import lr_at
 
     return lr_at(step, cfg)  # warm-up and cosine decay, as the ShapesWorld training
 

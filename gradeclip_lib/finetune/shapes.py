@@ -3,7 +3,7 @@
 Starting from the shipped model, the same steps on the same scenes are run four times: regions from
 Grad-ECLIP maps of the frozen base model (the method), the global contrastive loss only (does the local
 loss add anything?), regions from the true masks (upper bound) and uniform regions (lower bound).
-`python -m gradeclip_lib.synthetic finetune` repeats it; finished runs are kept in the results file."""
+`python -m gradeclip_lib shapes finetune` repeats it; finished runs are kept in the results file."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from tqdm.auto import tqdm
 from ..explain import explain
 from ..metrics import rate_with_interval
 from ..models.clip import Clip
+from ..models.shapes import DATA_DIR, SHAPES_DIR, TUNED_DIR, load_shapes_clip, save
+from ..shapesworld.evaluate import PROMPTS, binding_hits, image_size, localisation, zero_shot_hits
 from ..synthetic.data import object_bits
-from ..synthetic.evaluate import PROMPTS, binding_hits, image_size, localisation, zero_shot_hits
-from ..synthetic.model import DATA_DIR, SHAPES_DIR, TUNED_DIR, load_shapes_clip, save
 from ..synthetic.scenes import make_scenes
-from ..synthetic.train import contrastive_loss, lr_at, mixed_precision, normalised_pixels
+from ..training.steps import contrastive_loss, lr_at, mixed_precision, normalized_pixels
 from .dense import encode_with_dense
 from .loss import region_phrase_loss
 from .regions import REGION_SOURCES, map_weights, mask_weights, pool_regions, uniform_weights
@@ -104,7 +104,7 @@ def finetune(base: Clip, cfg: FinetuneConfig, data: FinetuneData, progress: bool
         batch = torch.randint(len(data.images), (cfg.batch_size,), generator=gen)
         scale = model.logit_scale.exp().clamp(max=100)
         with mixed_precision(device, cfg.precision):
-            img, dense = encode_with_dense(model.visual, normalised_pixels(data.images[batch], device))
+            img, dense = encode_with_dense(model.visual, normalized_pixels(data.images[batch], device))
             txt = model.encode_text(data.ids[batch].to(device))
             sets = data.sets[batch].to(device)
             loss_global = contrastive_loss(img.float(), txt.float(), sets, sets, scale, "same")

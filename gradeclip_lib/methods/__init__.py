@@ -4,6 +4,8 @@ adapters (`adapters`); the others need one family's insides (a CLIP ViT's every 
 
 from . import (  # noqa: F401  (importing a module registers its methods)
     attention_maps,
+    blip,
+    classifier,
     clip_surgery,
     game,
     grad_cam,

@@ -89,7 +89,8 @@ def image_terms(model, pixels: torch.Tensor, targets: torch.Tensor, index: torch
     return ImageTerms(w.detach(), layer.patch_values(), lam, layer.heads, score.detach(), layer.grid)
 
 
-@register("grad_eclip", cost="1 fwd + 1 bwd (to the explained layer); texts sharing an image share both")
+@register("grad_eclip", cost="1 fwd + 1 bwd (to the explained layer); texts sharing an image share both",
+          forwards=image_terms)
 def grad_eclip_image(model, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor,
                      shared: bool | None = None, **options) -> MethodOutput:
     """Grad-ECLIP image maps [B, h, w] for pairs (pixels[index[b]], targets[b]); options as `image_terms`.

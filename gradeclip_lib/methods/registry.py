@@ -12,6 +12,7 @@ An image method is ``f(model, pixels, targets, index, **options) -> MethodOutput
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -36,15 +37,18 @@ class MethodInfo:
     fn: Callable[..., MethodOutput]
     cost: str
     pair_seeds: bool = False  # ``seed`` is one integer per pair (see `explain`), not one per call
+    forwards: Callable | None = None  # the function ``fn``'s ``**options`` go to, for `options_of`
 
 
 _TABLE: dict[str, dict[str, MethodInfo]] = {family: {} for family in FAMILIES}  # family -> name -> method
 
 
-def register(name: str, families: Iterable[str] = IMAGE_FAMILIES, cost: str = "", pair_seeds: bool = False):
+def register(name: str, families: Iterable[str] = IMAGE_FAMILIES, cost: str = "", pair_seeds: bool = False,
+             forwards: Callable | None = None):
     """Decorator: make ``fn`` the method ``name`` of each of ``families`` (by default every family with an
     image adapter: a method written over the adapter protocol). With ``pair_seeds`` the method receives
-    ``seed`` as a list, one integer per pair, so that a pair's map does not depend on its batch."""
+    ``seed`` as a list, one integer per pair, so that a pair's map does not depend on its batch. ``forwards``:
+    the function that ``fn``'s ``**options`` go to (their names are options of the method too)."""
     families = tuple(families)
     unknown = set(families) - set(FAMILIES)
     if unknown:
@@ -52,7 +56,7 @@ def register(name: str, families: Iterable[str] = IMAGE_FAMILIES, cost: str = ""
 
     def wrap(fn: Callable[..., MethodOutput]) -> Callable[..., MethodOutput]:
         for family in families:
-            _TABLE[family][name] = MethodInfo(name, fn, cost, pair_seeds)
+            _TABLE[family][name] = MethodInfo(name, fn, cost, pair_seeds, forwards)
         return fn
 
     return wrap
@@ -97,6 +101,34 @@ def method_for(family: str, name: str, model_name: str | None = None) -> MethodI
         raise UnsupportedModelError(f"{name!r} does not apply to {what}: it is a method for {', '.join(others)}. "
                                     f"Methods for {what}: {available}.")
     raise ValueError(f"unknown method {name!r}; available for {what}: {available}")
+
+
+def options_of(info: MethodInfo, target: Callable | None = None, text: bool = False) -> set[str]:
+    """The option names a method takes: its keyword parameters, those of the function its ``**options`` go to,
+    and the family target's (``target``, e.g. a classifier's ``probability``) where it passes ``**target_options``.
+    ``text``: a text method, ``f(clip, ids, targets, **options)``."""
+
+    def names(fn: Callable, skip: int) -> set[str]:
+        params = list(inspect.signature(fn).parameters.values())[skip:]
+        found = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        rest = next((p.name for p in params if p.kind == p.VAR_KEYWORD), None)
+        if rest == "target_options" and target is not None:
+            found |= names(target, 1)
+        elif rest is not None and fn is info.fn and info.forwards is not None:
+            found |= names(info.forwards, 4)
+        return found
+
+    return names(info.fn, 3 if text else 4)
+
+
+def check_options(info: MethodInfo, options: dict, what: str, target: Callable | None = None,
+                  text: bool = False) -> None:
+    """ValueError naming the options ``info`` takes when ``options`` holds another (the same on every family)."""
+    known = options_of(info, target, text)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "no options"
+        raise ValueError(f"{info.name!r} on {what} takes {takes}; got {', '.join(unknown)}")
 
 
 def pair_seeds(seed: int | Sequence[int] | torch.Tensor, n_pairs: int) -> list[int]:

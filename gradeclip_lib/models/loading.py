@@ -14,6 +14,7 @@ import open_clip
 import torch
 
 from ..errors import WeightsUnavailableError
+from . import shapes
 from .clip import Clip
 from .names import how_to_make, shipped
 
@@ -108,8 +109,6 @@ def _default_tag(name: str) -> str:
 def _load_shipped(name: str, folder: Path, pretrained, device, dtype, seed: int) -> Clip:
     """A ShapesWorld CLIP shipped in ``data/`` (or trained into the folder ``pretrained``), or its architecture
     with random weights (``pretrained=None``)."""
-    from ..synthetic import model as shapes  # the ShapesWorld builder sits above models/ for now
-
     if pretrained is None:
         saved = folder / "config.json"
         config = json.loads(saved.read_text()) if saved.is_file() else shapes.default_config(

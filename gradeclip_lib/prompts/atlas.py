@@ -10,6 +10,7 @@ import numpy as np
 import open_clip
 import torch
 
+from ..evaluation.classes import ClassSet, zero_shot_classifier
 from ..explanation import Explanation
 from ..images import ImageInput
 from ..models.clip import Clip
@@ -68,8 +69,6 @@ def class_atlas(clip: Clip, image: ImageInput, names: Sequence[str] | None = Non
     from ``templates`` by open_clip and cached on disk."""
     names = list(open_clip.IMAGENET_CLASSNAMES if names is None else names)
     if classifier is None:
-        from ..evaluation.classes import ClassSet, zero_shot_classifier
-
         classes = ClassSet(tuple(names), tuple(names), tuple(templates))
         classifier = zero_shot_classifier(clip, classes, cache=cache)
     if classifier.shape[-1] != len(names):

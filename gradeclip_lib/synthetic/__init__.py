@@ -1,4 +1,6 @@
-"""ShapesWorld: synthetic scenes with known answers, and a small CLIP trained on them.
+"""ShapesWorld, the synthetic world whose right answers are known: scenes, objects and masks, its words and
+tokenizer, scenes rendered as tensors or written as an image folder. Its models are in `models` (CLIP) and
+`shapesworld` (the trainers and the experiments).
 
 >>> scenes = gl.synthetic.make_scenes(4, seed=0, n_objects=(1, 3))
 >>> scenes[0].image, scenes[0].caption, scenes[0].objects[0].mask

@@ -15,6 +15,8 @@ from tqdm.auto import tqdm
 from .scenes import COLOURS, IMAGE_SIZE, SHAPES, caption_for, make_scenes
 from .tokenizer import WordTokenizer
 
+MEAN = STD = (0.5, 0.5, 0.5)  # ShapesWorld pixels are normalised to [-1, 1]
+
 
 @dataclass
 class SceneTensors:

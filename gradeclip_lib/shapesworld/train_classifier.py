@@ -12,14 +12,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..metrics import rate_with_interval
-from ..synthetic.data import render_scenes
-from ..synthetic.evaluate import PROMPTS
-from ..synthetic.model import MEAN, STD
+from ..classifiers.classifier import Classifier
+from ..classifiers.loading import SHAPES_CLASSIFIER_DIR, load_shapes_classifier, shapes_classifier_model
+from ..explain import explain
+from ..metrics import pointing_game, rate_with_interval
+from ..synthetic.data import MEAN, STD, render_scenes
 from ..synthetic.scenes import make_scenes
-from ..synthetic.train import lr_at, mixed_precision, normalised_pixels
-from .classifier import Classifier
-from .loading import SHAPES_CLASSIFIER_DIR, load_shapes_classifier, shapes_classifier_model
+from ..training.steps import lr_at, mixed_precision, normalized_pixels
+from .evaluate import PROMPTS
 
 CLASSES = [p.removeprefix("a ") for p in PROMPTS]  # 'red circle', ...: class i is bit i of `object_bits`
 ARCHITECTURE = {"img_size": 64, "patch_size": 8, "embed_dim": 128, "depth": 4, "num_heads": 4}
@@ -48,7 +48,7 @@ def train_shapes_classifier(out: str | Path = SHAPES_CLASSIFIER_DIR, steps: int 
             group["lr"] = lr_at(step, schedule)
         batch = torch.randint(len(labels), (batch_size,), generator=gen)
         with mixed_precision(device, "bf16"):
-            logits = model(normalised_pixels(data.images[batch], device))
+            logits = model(normalized_pixels(data.images[batch], device))
             loss = F.cross_entropy(logits.float(), labels[batch])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -75,8 +75,6 @@ def pointing_hits(classifier: Classifier, method: str = "grad_eclip", n_objects:
                   seed: int = 220_000, tolerance: float = 0.04, **options) -> torch.Tensor:
     """Pointing game (bool [n]) of maps explaining the class of one object (the generator's first) in
     held-out scenes of ``n_objects`` objects: the known answer is that object's mask."""
-    from ..explain import explain
-    from ..metrics import pointing_game
 
     size = ARCHITECTURE["img_size"]
     scenes = make_scenes(n, seed=seed + n_objects, n_objects=n_objects, size=size)

@@ -1,4 +1,4 @@
-"""Contrastive training of the ShapesWorld CLIP (``python -m gradeclip_lib.synthetic train``).
+"""Contrastive training of the ShapesWorld CLIP (``python -m gradeclip_lib shapes train``).
 
 Multi-positive targets: a caption is a right answer for every image that shows all the objects it
 names (captions may name only some of a scene's objects, see `render_scenes`). AdamW with linear
@@ -8,24 +8,21 @@ on the same hardware and software.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
-from .checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
-from .data import SceneTensors, render_scenes
-from .model import MEAN, PRESETS, STD, build_model, default_config, save, wrap
+from ..models.shapes import PRESETS, build_model, default_config, save, wrap
+from ..synthetic.data import SceneTensors, render_scenes
+from ..training.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from ..training.steps import _check_positives, contrastive_loss, lr_at, mixed_precision, normalized_pixels
+from .evaluate import training_checks
 
-POSITIVES = ("subset", "same")  # which captions count as right for an image: see `contrastive_loss`
 PRECISIONS = ("bf16", "fp32")
 LOG_EVERY = 25  # steps per logged loss
 CHECKS = ("zero_shot", "binding", "pointing", "pointing_attention")  # measured at each evaluation
@@ -80,43 +77,7 @@ def train_command(config: dict) -> str:
              "batch-size": cfg.batch_size, "scenes": cfg.scenes, "lr": cfg.lr,
              "partial-captions": cfg.partial_captions, "positives": cfg.positives, "precision": cfg.precision,
              "seed": cfg.seed, "eval-every": cfg.eval_every}
-    return "python -m gradeclip_lib.synthetic train " + " ".join(f"--{k} {v}" for k, v in flags.items())
-
-
-def _check_positives(positives: str) -> None:
-    if positives not in POSITIVES:
-        raise ValueError(f"positives must be one of {POSITIVES}, got {positives!r}")
-
-
-def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, image_sets: torch.Tensor, caption_sets: torch.Tensor,
-                     scale: torch.Tensor, positives: str = "subset") -> torch.Tensor:
-    """Symmetric cross-entropy with soft targets: caption j is a positive for image i whenever the objects
-    it names (bit mask ``caption_sets[j]``) are all in the image (``image_sets[i]``); with
-    ``positives="same"`` only when they are exactly the image's objects (the first recipe)."""
-    logits = scale * F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T
-    _check_positives(positives)
-    if positives == "subset":
-        true = ((caption_sets[None, :] & ~image_sets[:, None]) == 0).float()  # [image, caption]
-    else:
-        true = (caption_sets[None, :] == image_sets[:, None]).float()
-    to_text = F.cross_entropy(logits, true / true.sum(1, keepdim=True))
-    to_image = F.cross_entropy(logits.T, true.T / true.T.sum(1, keepdim=True))
-    return (to_text + to_image) / 2
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    warm = max(1, int(cfg.warmup * cfg.steps))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    progress = (step - warm) / max(1, cfg.steps - warm)
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def normalised_pixels(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = images.to(device, non_blocking=True).float().div_(255)
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return "python -m gradeclip_lib shapes train " + " ".join(f"--{k} {v}" for k, v in flags.items())
 
 
 def train(cfg: TrainConfig | None = None, out: str | Path | None = None, device: str | None = None,
@@ -129,7 +90,6 @@ def train(cfg: TrainConfig | None = None, out: str | Path | None = None, device:
     an uninterrupted run. ``stop_at``: stop after that step, as an interruption would, leaving the
     checkpoint (a run spread over two sessions).
     """
-    from .evaluate import training_checks
 
     if resume:
         if out is None:
@@ -179,7 +139,7 @@ def train(cfg: TrainConfig | None = None, out: str | Path | None = None, device:
             group["lr"] = lr_at(step, cfg)
         batch = torch.randint(len(images), (cfg.batch_size,), generator=gen).to(images.device)
         with mixed_precision(device, cfg.precision):
-            img = model.encode_image(normalised_pixels(images[batch], device))
+            img = model.encode_image(normalized_pixels(images[batch], device))
             txt = model.encode_text(ids[batch].to(device))
             loss = contrastive_loss(img.float(), txt.float(), image_sets[batch].to(device),
                                     caption_sets[batch].to(device), model.logit_scale.exp().clamp(max=100),
@@ -222,19 +182,6 @@ def train(cfg: TrainConfig | None = None, out: str | Path | None = None, device:
         remove_checkpoint(out)
     history["model"] = model
     return history
-
-
-def mixed_precision(device: torch.device, precision: str):
-    """bf16 autocast with the plain (math) attention kernel on a CPU, where it is more than twice as fast
-    for these short sequences as the fused one (measured: 0.37 s against 0.80 s per step of the small
-    preset at batch 256); bf16 autocast on CUDA; nothing for fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
-    if device.type == "cpu":
-        stack.enter_context(sdpa_kernel(SDPBackend.MATH))
-    return stack
 
 
 def _write_history(history: dict, out: str | Path) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..metrics import rate_with_interval
-from .scenes import Scene
+from ..synthetic.scenes import Scene
 
 PLACES = ("target", "near the target", "another object", "background")
 

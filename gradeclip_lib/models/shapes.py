@@ -11,15 +11,15 @@ import torch
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 
 from ..errors import WeightsUnavailableError
-from ..models.clip import Clip
 from ..samples import DATA_DIR
-from .scenes import IMAGE_SIZE
-from .tokenizer import WordTokenizer, vocabulary
+from ..synthetic.data import MEAN, STD
+from ..synthetic.scenes import IMAGE_SIZE
+from ..synthetic.tokenizer import WordTokenizer, vocabulary
+from .clip import Clip
 
 SHAPES_DIR = DATA_DIR / "shapes"
 TUNED_DIR = DATA_DIR / "shapes-tuned"  # the same model after Grad-ECLIP-guided fine-tuning (finetune package)
 RESNET_DIR = DATA_DIR / "shapes-resnet"  # a ShapesWorld CLIP with a ResNet image tower (the "resnet" preset)
-MEAN = STD = (0.5, 0.5, 0.5)
 
 
 # Architectures as data (widths, depths, image side). All use 8-px patches. "small" and "base" keep the
@@ -103,7 +103,7 @@ def load_shapes_clip(folder: str | Path = SHAPES_DIR, device: str | torch.device
     if not weights.is_file() or not config_file.is_file():
         raise WeightsUnavailableError(
             f"no ShapesWorld model in {folder} (needs model.safetensors and config.json); train one with "
-            f"`python -m gradeclip_lib.synthetic train --out {folder}` (minutes on a GPU)."
+            f"`python -m gradeclip_lib shapes train --out {folder}` (minutes on a GPU)."
         )
     config = json.loads(config_file.read_text())
     model = build_model(config)

@@ -13,16 +13,17 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..metrics import rate_with_interval
-from ..synthetic.checkpoint import checkpoint_path, load_checkpoint, remove_checkpoint, save_checkpoint
-from ..synthetic.data import SceneTensors, render_scenes
-from ..synthetic.evaluate import PROMPTS
-from ..synthetic.model import MEAN, STD
+from ..blip.loading import SHAPES_BLIP_DIR, load_blip
+from ..blip.model import Blip, itm_head_logits
+from ..explain import explain
+from ..images import prepare
+from ..metrics import pointing_game, rate_with_interval
+from ..synthetic.data import MEAN, STD, SceneTensors, render_scenes
 from ..synthetic.scenes import make_scenes
 from ..synthetic.tokenizer import vocabulary
-from ..synthetic.train import contrastive_loss, lr_at, mixed_precision, normalised_pixels
-from .loading import SHAPES_BLIP_DIR, load_blip
-from .model import Blip, itm_head_logits
+from ..training.checkpoint import checkpoint_path, load_checkpoint, remove_checkpoint, save_checkpoint
+from ..training.steps import contrastive_loss, lr_at, mixed_precision, normalized_pixels
+from .evaluate import PROMPTS
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # BERT's, in the order BertTokenizer expects
 ARCHITECTURE = {  # BLIP's layout at ShapesWorld's scale: 64-px scenes in 8-px patches, 4 + 4 layers
@@ -113,7 +114,7 @@ def train_shapes_blip(out: str | Path = SHAPES_BLIP_DIR, steps: int = 8000, batc
               "lr": lr, "seed": seed, "eval_every": eval_every, "eval_scenes": eval_scenes}
     if resume and not checkpoint_path(out).is_file():
         raise FileNotFoundError(f"no training checkpoint in {out}; start the run with `python -m "
-                                f"gradeclip_lib.synthetic train-blip --out {out}` (it writes one at every evaluation)")
+                                f"gradeclip_lib shapes train-blip --out {out}` (it writes one at every evaluation)")
     state = load_checkpoint(out) if resume else None
     if state is not None:
         recipe = state["history"]["recipe"]
@@ -150,7 +151,7 @@ def train_shapes_blip(out: str | Path = SHAPES_BLIP_DIR, steps: int = 8000, batc
             group["lr"] = lr_at(step, schedule)
         batch = torch.randint(len(data), (recipe["batch_size"],), generator=gen)
         with mixed_precision(device, "bf16"):
-            losses = blip_step_loss(model, normalised_pixels(data.images[batch], device), data.ids[batch],
+            losses = blip_step_loss(model, normalized_pixels(data.images[batch], device), data.ids[batch],
                                     data.image_sets[batch], data.caption_sets[batch], log_scale, gen)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
@@ -220,7 +221,6 @@ def load_shapes_blip(folder: str | Path = SHAPES_BLIP_DIR, device: str | torch.d
 def zero_shot_hits(blip: Blip, head: str = "itc", n: int = 500, seed: int = 310_000) -> torch.Tensor:
     """Whether ``head`` ("itc": cosine, "itm": match logit) ranks the right one of the 30 'a <colour>
     <shape>' prompts first for ``n`` held-out single-object scenes (bool [n])."""
-    from ..images import prepare
 
     size = ARCHITECTURE["vision_config"]["image_size"]
     scenes = make_scenes(n, seed=seed, n_objects=1, size=size)
@@ -246,8 +246,6 @@ def pointing_hits(blip: Blip, method: str = "grad_eclip", n_objects: int = 4, n:
                   tolerance: float = 0.04, **options) -> torch.Tensor:
     """Pointing game (bool [n]) of maps explaining the phrase of one object (the generator's first, 'a red
     circle') in held-out scenes of ``n_objects`` objects: the known answer is that object's mask."""
-    from ..explain import explain
-    from ..metrics import pointing_game
 
     size = ARCHITECTURE["vision_config"]["image_size"]
     scenes = make_scenes(n, seed=seed + n_objects, n_objects=n_objects, size=size)

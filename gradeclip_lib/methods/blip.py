@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from ..methods.registry import BLIP_METHODS, MethodOutput, register
-from .model import Blip, itm_head_logits
+from ..blip.model import Blip, itm_head_logits
+from .registry import BLIP_METHODS, MethodOutput, register
 
 __all__ = ["BLIP_METHODS", "itm_gradcam_blip"]
 

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from ..adapters.targets import ClassTarget
 from ..adapters.timm_vit import last_block_pass
-from ..methods.registry import CLASSIFIER_METHODS, MethodOutput, register
-from .classifier import Classifier
+from ..classifiers.classifier import Classifier
+from .registry import CLASSIFIER_METHODS, MethodOutput, register
 
 __all__ = ["CLASSIFIER_METHODS", "grad_cam_classifier"]
 

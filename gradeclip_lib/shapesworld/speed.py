@@ -10,9 +10,9 @@ import time
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .data import render_scenes
-from .model import build_model, default_config
-from .train import contrastive_loss, normalised_pixels
+from ..models.shapes import build_model, default_config
+from ..synthetic.data import render_scenes
+from ..training.steps import contrastive_loss, normalized_pixels
 
 # label -> (autocast dtype or None, attention backend or None for PyTorch's choice)
 VARIANTS = {
@@ -34,7 +34,7 @@ def _context(dtype: torch.dtype | None, backend: SDPBackend | None, device: torc
 def _step(model, opt, data, idx: torch.Tensor, dtype, backend, dev: torch.device) -> None:
     """One training step on the scenes ``idx`` (forward, contrastive loss, backward, AdamW)."""
     with _context(dtype, backend, dev):
-        img = model.encode_image(normalised_pixels(data.images[idx], dev))
+        img = model.encode_image(normalized_pixels(data.images[idx], dev))
         txt = model.encode_text(data.ids[idx].to(dev))
         loss = contrastive_loss(img.float(), txt.float(), data.image_sets[idx].to(dev),
                                 data.caption_sets[idx].to(dev), model.logit_scale.exp(), "same")

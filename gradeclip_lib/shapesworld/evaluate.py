@@ -11,7 +11,8 @@ import torch
 from ..explain import explain
 from ..metrics import energy_pointing_game, pointing_game
 from ..models.clip import Clip
-from .scenes import COLOURS, SHAPES, make_scenes
+from ..prompts import class_atlas
+from ..synthetic.scenes import COLOURS, SHAPES, make_scenes
 
 PROMPTS = [f"a {c} {s}" for c, s in itertools.product(COLOURS, SHAPES)]
 
@@ -86,7 +87,6 @@ def region_search_hits(clip: Clip, n: int = 100, n_objects: int = 4, seed: int =
     """For every object of ``n`` fresh scenes and each criterion of `Atlas.region`: is the object's
     phrase, among the 30 prompts, the one that best explains the object's bounding box? (bool [n *
     n_objects] per criterion; chance 1/30). The atlas's region search, with known answers."""
-    from ..prompts import class_atlas
 
     scenes = make_scenes(n, seed=seed, n_objects=n_objects, size=image_size(clip))
     classifier = clip.encode_text(PROMPTS).T

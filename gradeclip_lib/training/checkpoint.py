@@ -1,6 +1,6 @@
 """The full state of a ShapesWorld training run (model, optimiser, step, data-order generator, history),
 written atomically at every evaluation so that a killed run loses at most one evaluation interval and
-``python -m gradeclip_lib.synthetic train --resume DIR`` continues it."""
+``python -m gradeclip_lib shapes train --resume DIR`` continues it."""
 
 from __future__ import annotations
 
