@@ -126,7 +126,7 @@ def test_ch03_slips_that_one_case_cannot_see_are_caught(monkeypatch, evidence, s
     from types import SimpleNamespace
 
     words = ch03.WordEvidence(["<start>", "a", "red", "circle", "now", "<end>"], torch.tensor(evidence))
-    monkeypatch.setattr(ch03, "explain_text", lambda *a: SimpleNamespace(scores=word_weights(words.evidence)))
+    monkeypatch.setattr(ch03, "explain_text", lambda *a: SimpleNamespace(weights=word_weights(words.evidence)))
     ch03.check_word_weights(word_weights, words, None, None, "a red circle now")
     torch.testing.assert_close(slip(words.evidence), word_weights(words.evidence))  # the slip matches here
     fails_with(ch03.check_word_weights, slip, words, None, None, "a red circle now", hint=hint)

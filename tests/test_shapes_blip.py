@@ -63,7 +63,7 @@ def test_resuming_a_folder_without_a_run_says_how_to_start_one(tmp_path, capsys)
     from gradeclip_lib.shapes_cli import main
 
     assert main(["train-blip", "--out", str(tmp_path), "--resume"]) == 2
-    assert "synthetic train-blip --out" in capsys.readouterr().err
+    assert "shapes train-blip --out" in capsys.readouterr().err
 
 
 def test_the_shipped_blip_loads_offline_and_knows_the_objects_through_both_heads(tmp_path):

@@ -172,7 +172,7 @@ def test_train_command_reproduces_the_config_of_a_run(which):
         config = json.loads(json.dumps(asdict(TrainConfig(steps=123, partial_captions=0.25, n_objects=(2, 3)))))
     command = train_command(config)
     assert command.startswith("python -m gradeclip_lib shapes train ")
-    parsed = asdict(train_config(build_parser().parse_args(command.split()[3:])))
+    parsed = asdict(train_config(build_parser().parse_args(command.split()[4:])))
     expected = {"partial_captions": 0.0, "positives": "same", "precision": "fp32", **config}  # older histories
     expected.pop("device", None)
     assert json.loads(json.dumps(parsed)) == expected

@@ -19,7 +19,7 @@ FAMILIES = ("clip", "classifier", "blip")
 class ShippedModel:
     family: str  # "clip", "classifier" or "blip"
     folder: Path
-    made_by: str  # the command that trains it: python -m gradeclip_lib.synthetic <made_by> --out <folder>
+    made_by: str  # the command that trains it: python -m gradeclip_lib shapes <made_by> --out <folder>
 
 
 SHIPPED = {
@@ -40,7 +40,7 @@ def shipped(name: str, family: str | None = None) -> ShippedModel | None:
 
 def how_to_make(name: str, folder: str | os.PathLike) -> str:
     """The command that trains the shipped model ``name`` into ``folder``."""
-    return f"python -m gradeclip_lib.synthetic {SHIPPED[name].made_by} --out {folder}"
+    return f"python -m gradeclip_lib shapes {SHIPPED[name].made_by} --out {folder}"
 
 
 def family_of_folder(folder: str | os.PathLike) -> str | None:

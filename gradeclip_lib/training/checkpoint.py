@@ -34,7 +34,7 @@ def load_checkpoint(folder: str | os.PathLike) -> dict:
     if not path.is_file():
         finished = _finished(Path(folder) / "history.json")
         hint = (" The run in that folder has finished (its checkpoint is removed at the end); start a new run "
-                "with another --out." if finished else " Start the run with `python -m gradeclip_lib.synthetic "
+                "with another --out." if finished else " Start the run with `python -m gradeclip_lib shapes "
                 f"train --out {folder}`; it writes a checkpoint at every evaluation.")
         raise FileNotFoundError(f"no training checkpoint at {path}.{hint}")
     return torch.load(path, map_location="cpu", weights_only=True)
