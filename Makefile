@@ -59,7 +59,7 @@ test: lint browser
 	rm -rf _build/check _build/student_check
 	$(PY) tools/student_edition.py _build/student_check --expect-failures
 	$(PY) -m pytest -p tools.nbval_outputs --nbval-lax tests book _build/student_check/book \
-		--executed-notebooks _build/check
+		--executed-notebooks _build/check --durations=30
 	$(PY) tools/executed_book.py _build/check
 	$(JB) build _build/check -W -n --keep-going --all
 	$(PY) tools/check_pages.py _build/check/_build/html
