@@ -10,7 +10,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .adapters import adapter_for, family_of
 from .adapters.clip import text_targets
@@ -22,7 +21,7 @@ from .images import ImageInput, as_image_list, prepare
 from .methods.grad_eclip import ImageTerms, image_terms
 from .methods.registry import check_options, method_for, pair_seeds
 from .models.clip import Clip
-from .texts import as_text_list, check_embeddings
+from .texts import as_text_list, unit_embeddings
 
 TextInput = str | Sequence[str] | torch.Tensor
 
@@ -165,23 +164,20 @@ def grad_eclip_terms(
         return image_terms(model, batch, targets[text_of.to(targets.device)], image_of.to(model.device), **options)
 
 
-def image_target(clip: Clip, image: ImageInput | torch.Tensor) -> torch.Tensor:
-    """A unit image embedding [1, E] from an image (standard 224 crop) or an embedding [E] / [1, E]."""
-    if isinstance(image, torch.Tensor) and image.ndim in (1, 2):
-        emb = check_embeddings(image.float().reshape(1, -1), clip.embed_dim, "image")
-        return F.normalize(emb, dim=-1).to(clip.device)
-    return clip.encode_image(image)
-
-
 def image_targets(clip: Clip, images: ImageInput | torch.Tensor | Sequence[ImageInput]) -> torch.Tensor:
     """Unit image embeddings [I, E] from one image or several (PIL, paths: the standard 224 crop) or from
     embeddings [E] / [I, E]."""
     if isinstance(images, torch.Tensor) and images.ndim in (1, 2):
-        emb = check_embeddings(images.float(), clip.embed_dim, "image")
-        return F.normalize(emb, dim=-1).to(clip.device)
-    if isinstance(images, (list, tuple)):
-        return clip.encode_image(list(images))
-    return image_target(clip, images)
+        return unit_embeddings(images, clip.embed_dim, "image").to(clip.device)
+    return clip.encode_image(list(images) if isinstance(images, (list, tuple)) else images)
+
+
+def image_target(clip: Clip, image: ImageInput | torch.Tensor) -> torch.Tensor:
+    """The unit embedding [1, E] of one image or image embedding (see `image_targets`)."""
+    embedding = image_targets(clip, image)
+    if embedding.shape[0] != 1:
+        raise ValueError(f"image_target takes one image; got {embedding.shape[0]} (use image_targets)")
+    return embedding
 
 
 def explain_text(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from .errors import TextError
 
@@ -38,3 +39,8 @@ def check_embeddings(embeddings: torch.Tensor, width: int, what: str = "text") -
     if (embeddings.norm(dim=-1) == 0).any():
         raise TextError(f"a {what} embedding is all zeros: its cosine with anything is undefined.")
     return embeddings
+
+
+def unit_embeddings(embeddings: torch.Tensor, width: int, what: str = "text") -> torch.Tensor:
+    """Checked (`check_embeddings`) and L2-normalised embeddings [T, E], in float32."""
+    return F.normalize(check_embeddings(embeddings.float(), width, what), dim=-1)

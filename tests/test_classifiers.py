@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -165,17 +164,3 @@ def test_a_short_training_saves_a_classifier_that_loads_as_trained(tmp_path):
     image = gl.synthetic.make_scenes(1, seed=3, n_objects=1, size=64)[0].image
     assert torch.allclose(loaded.logits(image), trained.logits(image))
     assert loaded.crop(image).shape == (1, 3, 64, 64)  # its own size, no 224 crop
-
-
-def test_pointing_hits_against_a_direct_pointing_game():
-    from gradeclip_lib.shapesworld.train_classifier import pointing_hits
-
-    classifier = gl.load_classifier("shapes")
-    hits = pointing_hits(classifier, n=10, n_objects=3, seed=5)
-    scenes = gl.synthetic.make_scenes(10, seed=8, n_objects=3, size=64)
-    for hit, scene in zip(hits.tolist(), scenes):
-        obj = scene.objects[0]
-        up = gl.explain(classifier, scene.image, targets=f"{obj.colour} {obj.shape}").upsampled()[0].numpy()
-        peaks = torch.from_numpy(np.argwhere(up == up.max())).float()
-        inside = torch.from_numpy(obj.mask).nonzero().float()
-        assert hit == bool((torch.cdist(peaks, inside).amin(1) <= 0.04 * 64).all())

@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ..models.clip import Clip
-from ..texts import check_embeddings
+from ..texts import unit_embeddings
 from .protocol import Adapter
 from .targets import CosineTarget
 
@@ -17,8 +16,7 @@ from .targets import CosineTarget
 def text_targets(clip: Clip, texts: str | Sequence[str] | torch.Tensor) -> torch.Tensor:
     """Unit text embeddings [T, E] from strings or from embeddings [T, E] / [E]."""
     if isinstance(texts, torch.Tensor):
-        emb = check_embeddings(texts.float(), clip.embed_dim, "text")
-        return F.normalize(emb, dim=-1).to(clip.device)
+        return unit_embeddings(texts, clip.embed_dim, "text").to(clip.device)
     return clip.encode_text(texts)
 
 

@@ -16,7 +16,7 @@ import torch
 from ..errors import WeightsUnavailableError
 from . import shapes
 from .clip import Clip
-from .names import how_to_make, shipped
+from .names import ShippedModel, how_to_make, shipped
 
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
@@ -106,13 +106,13 @@ def _default_tag(name: str) -> str:
                                   "or pretrained=None for random weights.")
 
 
-def _load_shipped(name: str, folder: Path, pretrained, device, dtype, seed: int) -> Clip:
+def _load_shipped(name: str, entry: ShippedModel, pretrained, device, dtype, seed: int) -> Clip:
     """A ShapesWorld CLIP shipped in ``data/`` (or trained into the folder ``pretrained``), or its architecture
-    with random weights (``pretrained=None``)."""
+    with random weights (``pretrained=None``: the shipped config, else the table's preset)."""
+    folder = entry.folder
     if pretrained is None:
         saved = folder / "config.json"
-        config = json.loads(saved.read_text()) if saved.is_file() else shapes.default_config(
-            "resnet" if name == "shapes-resnet" else shapes.DEFAULT_PRESET)
+        config = json.loads(saved.read_text()) if saved.is_file() else shapes.default_config(entry.preset)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return shapes.wrap(shapes.build_model(config).to(device=device, dtype=dtype), config)
@@ -155,7 +155,7 @@ def load_clip(
     """
     entry = shipped(name, "clip")
     if entry is not None:
-        return _load_shipped(name, entry.folder, pretrained, device, as_dtype(dtype), seed)
+        return _load_shipped(name, entry, pretrained, device, as_dtype(dtype), seed)
     if pretrained is True:
         pretrained = _default_tag(name)
     name, pretrained = split_name(name, None if pretrained is None else os.fspath(pretrained))

@@ -20,12 +20,13 @@ class ShippedModel:
     family: str  # "clip", "classifier" or "blip"
     folder: Path
     made_by: str  # the command that trains it: python -m gradeclip_lib shapes <made_by> --out <folder>
+    preset: str | None = None  # a ShapesWorld CLIP's preset (models/shapes.py): random weights without a folder
 
 
 SHIPPED = {
-    "shapes": ShippedModel("clip", DATA_DIR / "shapes", "train"),
-    "shapes-tuned": ShippedModel("clip", DATA_DIR / "shapes-tuned", "finetune"),
-    "shapes-resnet": ShippedModel("clip", DATA_DIR / "shapes-resnet", "train --preset resnet"),
+    "shapes": ShippedModel("clip", DATA_DIR / "shapes", "train", preset="small"),
+    "shapes-tuned": ShippedModel("clip", DATA_DIR / "shapes-tuned", "finetune", preset="small"),
+    "shapes-resnet": ShippedModel("clip", DATA_DIR / "shapes-resnet", "train --preset resnet", preset="resnet"),
     "shapes-classifier": ShippedModel("classifier", DATA_DIR / "shapes-classifier", "train-classifier"),
     "shapes-blip": ShippedModel("blip", DATA_DIR / "shapes-blip", "train-blip"),
 }

@@ -1,5 +1,6 @@
-"""What the ShapesWorld CLIP knows, measured on fresh scenes: zero-shot recognition, colour-shape
-binding, and whether explanations point at the object a prompt names."""
+"""What the ShapesWorld models know, measured on fresh scenes: the CLIP's zero-shot recognition and
+colour-shape binding, and the one pointing-game experiment (does an explanation point at the object a
+prompt or a class names?) for every model family."""
 
 from __future__ import annotations
 
@@ -8,18 +9,26 @@ from collections.abc import Sequence
 
 import torch
 
+from ..classifiers.classifier import Classifier
 from ..explain import explain
+from ..methods.registry import method_for
 from ..metrics import energy_pointing_game, pointing_game
 from ..models.clip import Clip
+from ..models.wrapped import WrappedModel
 from ..prompts import class_atlas
 from ..synthetic.scenes import COLOURS, SHAPES, make_scenes
 
 PROMPTS = [f"a {c} {s}" for c, s in itertools.product(COLOURS, SHAPES)]
 
 
-def image_size(clip: Clip) -> int:
-    """The side of the scenes a ShapesWorld model was trained on."""
-    size = clip.preprocess_cfg.size
+def image_size(model: Clip | WrappedModel) -> int:
+    """The side of the scenes a ShapesWorld model (CLIP, classifier or BLIP) was trained on."""
+    if isinstance(model, Clip):
+        size = model.preprocess_cfg.size
+    elif isinstance(model, Classifier):
+        size = model.model.patch_embed.img_size
+    else:
+        size = model.image_size
     return int(size if isinstance(size, int) else size[0])
 
 
@@ -63,20 +72,30 @@ def binding_accuracy(clip: Clip, n: int = 300, seed: int = 20_000) -> float:
     return float(binding_hits(clip, n, seed).float().mean())
 
 
-def localisation(clip: Clip, method: str = "grad_eclip", n_objects: int = 4, n: int = 200,
+def localisation(model: Clip | WrappedModel, method: str = "grad_eclip", n_objects: int = 4, n: int = 200,
                  scene_seed: int = 30_000, tolerance: float = 0.04, batch: int = 50,
                  **options) -> dict[str, torch.Tensor]:
-    """Pointing game (hit within ``tolerance`` x image side of the mask) and energy pointing game for
-    prompts naming one object of scenes with ``n_objects`` objects. Returns per-scene tensors."""
-    size = image_size(clip)
+    """The pointing game (hit within ``tolerance`` x image side of the mask) and the energy pointing game of
+    maps explaining one object (the generator's first, a random one) of ``n`` scenes with ``n_objects``
+    objects. The same experiment on every family: a CLIP or a BLIP explains the object's phrase ('a red
+    circle'), a classifier its class ('red circle'). A method with one seed per pair (``random``) gets the
+    seeds ``seed + scene index``, so that no map depends on ``batch``. Returns per-scene tensors."""
+    per_pair_seeds = method_for(model.family, method).pair_seeds
+    first_seed = options.pop("seed", 0) if per_pair_seeds else None
+    size = image_size(model)
     scenes = make_scenes(n, seed=scene_seed, n_objects=n_objects, size=size)
     hits, energy = [], []
     for i in range(0, n, batch):
-        chunk: Sequence = scenes[i : i + batch]
-        targets = [s.objects[0] for s in chunk]  # the generator's first object: a random one
-        exp = explain(clip, [s.image for s in chunk], [o.phrase for o in targets], method=method, **options)
+        objects = [s.objects[0] for s in scenes[i : i + batch]]
+        images = [s.image for s in scenes[i : i + batch]]
+        if per_pair_seeds:
+            options["seed"] = list(range(first_seed + i, first_seed + i + len(images)))
+        if isinstance(model, Classifier):
+            exp = explain(model, images, targets=[f"{o.colour} {o.shape}" for o in objects], method=method, **options)
+        else:
+            exp = explain(model, images, [o.phrase for o in objects], method=method, **options)
         maps = exp.upsampled(normalized=True)
-        masks = torch.stack([torch.from_numpy(o.mask) for o in targets])
+        masks = torch.stack([torch.from_numpy(o.mask) for o in objects])
         hits.append(pointing_game(maps, masks, tolerance * size))
         energy.append(energy_pointing_game(maps, masks))
     return {"pointing": torch.cat(hits), "energy": torch.cat(energy)}
@@ -116,9 +135,10 @@ def training_checks(clip: Clip, seed: int = 0, n: int = 300) -> dict[str, float]
     return checks
 
 
-def localisation_table(clip: Clip, methods: dict[str, dict], counts: Sequence[int] = (1, 2, 3, 4), n: int = 100,
-                       scene_seed: int = 30_000, tolerance: float = 0.04) -> list[dict]:
-    """Mean pointing game and energy pointing game per number of objects and method.
+def localisation_table(model: Clip | WrappedModel, methods: dict[str, dict], counts: Sequence[int] = (1, 2, 3, 4),
+                       n: int = 100, scene_seed: int = 30_000, tolerance: float = 0.04) -> list[dict]:
+    """`localisation` per number of objects (scenes of seed ``scene_seed + count``) and method: mean pointing
+    game, mean energy and the per-scene hits.
 
     ``methods`` maps a label to the options of `explain`, e.g. ``{"Grad-ECLIP": {"method": "grad_eclip"}}``.
     """
@@ -126,7 +146,7 @@ def localisation_table(clip: Clip, methods: dict[str, dict], counts: Sequence[in
     for count in counts:
         for label, options in methods.items():
             options = dict(options)
-            result = localisation(clip, options.pop("method"), n_objects=count, n=n,
+            result = localisation(model, options.pop("method"), n_objects=count, n=n,
                                   scene_seed=scene_seed + count, tolerance=tolerance, **options)
             rows.append({"objects": count, "method": label, "pointing": float(result["pointing"].float().mean()),
                          "energy": float(result["energy"].mean()), "hits": result["pointing"]})

@@ -15,9 +15,8 @@ from tqdm.auto import tqdm
 
 from ..blip.loading import SHAPES_BLIP_DIR, load_blip
 from ..blip.model import Blip, itm_head_logits
-from ..explain import explain
 from ..images import prepare
-from ..metrics import pointing_game, rate_with_interval
+from ..metrics import rate_with_interval
 from ..synthetic.data import MEAN, STD, SceneTensors, render_scenes
 from ..synthetic.scenes import make_scenes
 from ..synthetic.tokenizer import vocabulary
@@ -240,16 +239,3 @@ def zero_shot_hits(blip: Blip, head: str = "itc", n: int = 500, seed: int = 310_
 def itm_logits(blip: Blip, image: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """ITM "match" logits [B] of image tokens [B, 1+N, D] against token ids [B, L]."""
     return itm_head_logits(blip.model, ids, image, blip.pad_id)[:, 1]
-
-
-def pointing_hits(blip: Blip, method: str = "grad_eclip", n_objects: int = 4, n: int = 200, seed: int = 330_000,
-                  tolerance: float = 0.04, **options) -> torch.Tensor:
-    """Pointing game (bool [n]) of maps explaining the phrase of one object (the generator's first, 'a red
-    circle') in held-out scenes of ``n_objects`` objects: the known answer is that object's mask."""
-
-    size = ARCHITECTURE["vision_config"]["image_size"]
-    scenes = make_scenes(n, seed=seed + n_objects, n_objects=n_objects, size=size)
-    maps = explain(blip, [s.image for s in scenes], [s.objects[0].phrase for s in scenes], method=method,
-                   **options).upsampled()
-    masks = torch.stack([torch.from_numpy(s.objects[0].mask) for s in scenes])
-    return pointing_game(maps, masks, tolerance * size)

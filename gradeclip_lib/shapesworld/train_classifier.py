@@ -14,8 +14,7 @@ from tqdm.auto import tqdm
 
 from ..classifiers.classifier import Classifier
 from ..classifiers.loading import SHAPES_CLASSIFIER_DIR, load_shapes_classifier, shapes_classifier_model
-from ..explain import explain
-from ..metrics import pointing_game, rate_with_interval
+from ..metrics import rate_with_interval
 from ..synthetic.data import MEAN, STD, render_scenes
 from ..synthetic.scenes import make_scenes
 from ..training.steps import lr_at, mixed_precision, normalized_pixels
@@ -69,19 +68,6 @@ def single_object_labels(image_sets: torch.Tensor) -> torch.Tensor:
     if not bool(((image_sets & (image_sets - 1)) == 0).all()):
         raise ValueError("every scene must hold exactly one object")
     return torch.log2(image_sets.double()).round().long()
-
-
-def pointing_hits(classifier: Classifier, method: str = "grad_eclip", n_objects: int = 4, n: int = 300,
-                  seed: int = 220_000, tolerance: float = 0.04, **options) -> torch.Tensor:
-    """Pointing game (bool [n]) of maps explaining the class of one object (the generator's first) in
-    held-out scenes of ``n_objects`` objects: the known answer is that object's mask."""
-
-    size = ARCHITECTURE["img_size"]
-    scenes = make_scenes(n, seed=seed + n_objects, n_objects=n_objects, size=size)
-    targets = [f"{s.objects[0].colour} {s.objects[0].shape}" for s in scenes]
-    maps = explain(classifier, [s.image for s in scenes], targets=targets, method=method, **options).upsampled()
-    masks = torch.stack([torch.from_numpy(s.objects[0].mask) for s in scenes])
-    return pointing_game(maps, masks, tolerance * size)
 
 
 def _save(model: torch.nn.Module, config: dict, out: str | Path) -> None:
