@@ -14,6 +14,14 @@ from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 from PIL import Image
 
 import gradeclip_lib as gl
+from gradeclip_lib.memo import ENV as MEMO_ENV
+
+
+@pytest.fixture(autouse=True)
+def _memo_off(monkeypatch):
+    """Unit tests compute: the memo `make test` turns on for the notebooks is off (tests/test_memo.py turns it
+    on for itself), so that no test reads a result another test stored."""
+    monkeypatch.delenv(MEMO_ENV, raising=False)
 
 
 def make_tiny_clip(

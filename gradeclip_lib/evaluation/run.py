@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..hardware import device_name
+from ..memo import memoized
 from ..methods import IMAGE_METHODS
 from ..models.clip import Clip
 from .causal import causal_auc, causal_curves
@@ -187,7 +188,15 @@ def write_meta(out: Path, clip: Clip, data, specs, targets, images: int, seconds
 
 
 def _evaluate_batch(zs: ZeroShot, samples: list[Sample], names: Sequence[str], jobs, done, causal: bool) -> list[dict]:
-    clip = zs.clip
+    """The records of ``samples`` not yet in ``done``, for every (method, target) job."""
+    keys = {s.key for s in samples}
+    return _batch_records(zs, zs.clip, zs.weights, samples, list(names), jobs, {d for d in done if d[0] in keys},
+                          causal)
+
+
+@memoized(ignore=("zs",))  # zs is keyed by its model and weights
+def _batch_records(zs: ZeroShot, clip: Clip, weights: torch.Tensor, samples: list[Sample], names: list[str], jobs,
+                   done: set, causal: bool) -> list[dict]:
     batch = Batch.build([s.pixels for s in samples], [s.noise for s in samples], [s.label for s in samples],
                         clip.device, keys=[s.key for s in samples])
     clean = clean_logits(zs, batch)

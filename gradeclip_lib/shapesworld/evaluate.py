@@ -11,6 +11,7 @@ import torch
 
 from ..classifiers.classifier import Classifier
 from ..explain import explain
+from ..memo import memoized
 from ..methods.registry import method_for
 from ..metrics import energy_pointing_game, pointing_game
 from ..models.clip import Clip
@@ -72,6 +73,7 @@ def binding_accuracy(clip: Clip, n: int = 300, seed: int = 20_000) -> float:
     return float(binding_hits(clip, n, seed).float().mean())
 
 
+@memoized()
 def localisation(model: Clip | WrappedModel, method: str = "grad_eclip", n_objects: int = 4, n: int = 200,
                  scene_seed: int = 30_000, tolerance: float = 0.04, batch: int = 50,
                  **options) -> dict[str, torch.Tensor]:
