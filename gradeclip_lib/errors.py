@@ -15,6 +15,11 @@ class ImageError(GradEclipError, ValueError):
     """An image could not be read, or is too small for the model."""
 
 
+class ImageTooLargeError(ImageError, MemoryError):
+    """An image too large for the method asked on this machine, said before any computation: how much memory it
+    would need, how much is free, and what fits (a smaller size, a method whose memory grows linearly)."""
+
+
 class TextError(GradEclipError, ValueError):
     """A text input the model cannot take: not a string, or an embedding of the wrong width or with NaN."""
 

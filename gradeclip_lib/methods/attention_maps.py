@@ -30,7 +30,7 @@ def self_attention_image(clip: Clip, pixels, targets, index, layer: int = -1) ->
     return MethodOutput(cls_row.reshape(-1, *run.grid), cosine(run.embedding, targets))
 
 
-@register("rollout", families=["clip_vit"], cost="1 fwd")
+@register("rollout", families=["clip_vit"], cost="1 fwd", quadratic=2)
 def rollout_image(clip: Clip, pixels, targets, index, start_layer: int = 0) -> MethodOutput:
     """Attention rollout from block ``start_layer`` to the last: row of the class token, patch columns."""
     run = vision_pass(clip, pixels, index, first=start_layer, grad=False)

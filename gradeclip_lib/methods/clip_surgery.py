@@ -39,7 +39,7 @@ def feature_surgery(feats: torch.Tensor, cls: torch.Tensor, texts: torch.Tensor)
     return (prod - prod.mean(dim=2, keepdim=True)).sum(-1)
 
 
-@register("clip_surgery", families=["clip_vit"], cost="1 fwd")
+@register("clip_surgery", families=["clip_vit"], cost="1 fwd", quadratic=2)
 def clip_surgery_image(clip: Clip, pixels, targets, index, depth: int = 6,
                        labels: Sequence[str] | None = None) -> MethodOutput:
     """CLIP Surgery maps over the patches; ``labels`` (other class names) replace the empty string."""

@@ -31,7 +31,7 @@ def relevance(clip: Clip, run: Pass, score: torch.Tensor) -> torch.Tensor:
     return rel
 
 
-@register("game", families=["clip_vit"], cost="1 fwd + 1 bwd")
+@register("game", families=["clip_vit"], cost="1 fwd + 1 bwd", quadratic=3)
 def game_image(clip: Clip, pixels, targets, index, start_layer: int = -1) -> MethodOutput:
     """GAME maps: row of the class token of R, patch columns (``start_layer=-1``: the last block only)."""
     run = vision_pass(clip, pixels, index, first=start_layer)

@@ -38,17 +38,20 @@ class MethodInfo:
     cost: str
     pair_seeds: bool = False  # ``seed`` is one integer per pair (see `explain`), not one per call
     forwards: Callable | None = None  # the function ``fn``'s ``**options`` go to, for `options_of`
+    quadratic: int = 0  # tokens x tokens matrices per head it holds at once (0: memory linear in the tokens)
 
 
 _TABLE: dict[str, dict[str, MethodInfo]] = {family: {} for family in FAMILIES}  # family -> name -> method
 
 
 def register(name: str, families: Iterable[str] = IMAGE_FAMILIES, cost: str = "", pair_seeds: bool = False,
-             forwards: Callable | None = None):
+             forwards: Callable | None = None, quadratic: int = 0):
     """Decorator: make ``fn`` the method ``name`` of each of ``families`` (by default every family with an
     image adapter: a method written over the adapter protocol). With ``pair_seeds`` the method receives
     ``seed`` as a list, one integer per pair, so that a pair's map does not depend on its batch. ``forwards``:
-    the function that ``fn``'s ``**options`` go to (their names are options of the method too)."""
+    the function that ``fn``'s ``**options`` go to (their names are options of the method too). ``quadratic``:
+    how many tokens x tokens matrices per head the method holds at once (attention and its gradient, say),
+    so that an image too large for it is refused before it starts (`methods.memory`)."""
     families = tuple(families)
     unknown = set(families) - set(FAMILIES)
     if unknown:
@@ -56,7 +59,7 @@ def register(name: str, families: Iterable[str] = IMAGE_FAMILIES, cost: str = ""
 
     def wrap(fn: Callable[..., MethodOutput]) -> Callable[..., MethodOutput]:
         for family in families:
-            _TABLE[family][name] = MethodInfo(name, fn, cost, pair_seeds, forwards)
+            _TABLE[family][name] = MethodInfo(name, fn, cost, pair_seeds, forwards, quadratic)
         return fn
 
     return wrap

@@ -1,0 +1,106 @@
+"""Photos at their own size: the attention of the image tower never holds a tokens x tokens matrix, and the
+maps equal those of the full-attention computation."""
+
+import contextlib
+
+import pytest
+import torch
+from conftest import make_tiny_clip, random_image
+from torch.profiler import ProfilerActivity, profile
+
+import gradeclip_lib as gl
+from gradeclip_lib.models import towers
+
+
+@pytest.fixture(scope="module")
+def wide():
+    return make_tiny_clip(patch=8, image_size=32, width=64, heads=4, vision_layers=3)
+
+
+def native_attention_calls(monkeypatch) -> list:
+    """Count the calls of nn.MultiheadAttention's inference fast path (which materialises the weights)."""
+    calls = []
+    native = torch._native_multi_head_attention
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return native(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "_native_multi_head_attention", counted)
+    return calls
+
+
+@pytest.mark.parametrize("method", ["grad_eclip", "self_attention", "mask_clip", "grad_cam"])
+def test_maps_equal_the_full_attention_computation(wide, monkeypatch, method):
+    photo = random_image(200, 264, 5)  # 25 x 33 patches, not square
+    calls = native_attention_calls(monkeypatch)
+    linear = gl.explain(wide, photo, ["a dog", "a cat"], method=method)
+    assert not calls  # the fast path never ran
+    monkeypatch.setattr(towers, "memory_linear_attention", contextlib.nullcontext)
+    full = gl.explain(wide, photo, ["a dog", "a cat"], method=method)
+    assert calls  # the reference did go through the fast path
+    assert linear.maps.shape == (2, 25, 33)
+    assert torch.allclose(linear.maps, full.maps, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(linear.scores, full.scores, atol=1e-6)
+
+
+def largest_allocation(fn) -> int:
+    """The largest single CPU allocation (bytes) of any operator while ``fn`` runs."""
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    return max(event.cpu_memory_usage for event in prof.events())
+
+
+def test_no_tokens_by_tokens_matrix_is_allocated(wide):
+    photo = random_image(512, 768, 6)  # 64 x 96 = 6 144 patches
+    tokens, heads = 1 + 64 * 96, 4
+    attention = tokens * tokens * heads * 4  # one block's weights, fp32: 604 MB
+    biggest = largest_allocation(lambda: gl.explain(wide, photo, "a dog"))
+    assert biggest < attention / 20, f"an allocation of {biggest / 2**20:.0f} MB"
+    assert torch.backends.mha.get_fastpath_enabled()  # the switch is restored for everyone else
+
+
+def test_the_fast_path_switch_is_restored_after_an_error(wide):
+    with pytest.raises(RuntimeError), towers.memory_linear_attention():
+        assert not torch.backends.mha.get_fastpath_enabled()
+        raise RuntimeError("boom")
+    assert torch.backends.mha.get_fastpath_enabled()
+
+
+@pytest.mark.parametrize("method", ["rollout", "game", "clip_surgery"])
+def test_a_method_that_holds_the_attention_is_refused_before_it_starts(wide, monkeypatch, method):
+    from gradeclip_lib.methods import common, memory
+
+    photo = random_image(400, 528, 7)  # 50 x 66 patches: 3 301 tokens
+    need = memory.attention_bytes(gl.IMAGE_METHODS[method].quadratic, 4, 50 * 66 + 1)
+    monkeypatch.setattr(memory, "free_memory", lambda device: int(need / 2))
+
+    def no_forward(*args, **kwargs):
+        raise AssertionError("the model ran")
+
+    monkeypatch.setattr(common, "vision_pass", no_forward)
+    for module in ("attention_maps", "game", "clip_surgery"):
+        monkeypatch.setattr(f"gradeclip_lib.methods.{module}.vision_pass", no_forward)
+    with pytest.raises(gl.errors.ImageTooLargeError) as caught:
+        gl.explain(wide, photo, "a dog", method=method)
+    message = str(caught.value)
+    assert "50 x 66 grid" in message and "grad_eclip" in message and method not in message.split("method whose")[1]
+    width, height = (int(v) for v in message.split("resized to about ")[1].split(" px")[0].split(" x "))
+    assert width / height == pytest.approx(528 / 400, rel=0.05)
+    monkeypatch.undo()
+    monkeypatch.setattr(memory, "free_memory", lambda device: int(need / 2))
+    small = gl.explain(wide, random_image(height, width, 8), "a dog", method=method)  # the size it proposed fits
+    assert small.maps.shape[-2:] == (height // 8, width // 8)
+    assert gl.explain(wide, photo, "a dog", method="grad_eclip").maps.shape == (1, 50, 66)  # linear: never refused
+
+
+def test_the_memory_a_method_declares_covers_what_it_allocates(wide):
+    from gradeclip_lib.methods import memory
+
+    photo = random_image(240, 320, 9)  # 30 x 40 patches
+    for method in ("rollout", "game", "clip_surgery"):
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            gl.explain(wide, photo, "a dog", method=method)
+        tokens_squared = [e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage >= 1201**2 * 4]
+        declared = memory.attention_bytes(gl.IMAGE_METHODS[method].quadratic, 4, 1201)
+        assert max(tokens_squared) <= declared, method  # no single tokens x tokens allocation beyond the budget
