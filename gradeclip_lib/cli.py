@@ -66,7 +66,8 @@ def _bench(args: argparse.Namespace) -> int:
 
     methods = args.methods.split(",") if args.methods else None
     run(devices=args.device, batch_cpu=args.batch_cpu, batch_gpu=args.batch_gpu, out=args.out, methods=methods,
-        evaluation=args.evaluation, eval_images=args.eval_images, training=args.training, prompts=args.prompts)
+        evaluation=args.evaluation, eval_images=args.eval_images, training=args.training, prompts=args.prompts,
+        sizes=args.sizes, max_pixels=args.max_pixels)
     return 0
 
 
@@ -229,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", action="store_true",
                    help="also one image against 1, 10, 100 and 1000 text embeddings: the shared route against a "
                         "backward pass per text")
+    p.add_argument("--sizes", action="store_true",
+                   help="also seconds and peak memory of a forward pass and of a Grad-ECLIP map from 224 px to a "
+                        "4032 x 3024 photo, each size in a fresh process, and their growth in the number of patches")
+    p.add_argument("--max-pixels", type=int, default=None,
+                   help="with --sizes, skip the sizes above this many pixels (a 12 MP photo takes minutes on a CPU)")
     p.add_argument("--out", default=None, help="also write the results as JSON")
     p.set_defaults(run=_bench)
 

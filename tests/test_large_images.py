@@ -104,3 +104,23 @@ def test_the_memory_a_method_declares_covers_what_it_allocates(wide):
         tokens_squared = [e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage >= 1201**2 * 4]
         declared = memory.attention_bytes(gl.IMAGE_METHODS[method].quadratic, 4, 1201)
         assert max(tokens_squared) <= declared, method  # no single tokens x tokens allocation beyond the budget
+
+
+def test_growth_exponents_are_the_slopes_in_log_log():
+    from gradeclip_lib.bench_sizes import growth_exponent
+
+    rows = [{"patches": p, "grad_eclip_s": 0.002 * p**1.5, "base_mb": 1000.0, "grad_eclip_peak_mb": 1000 + 0.1 * p}
+            for p in (500, 1200, 3072, 7500, 47628)]
+    assert growth_exponent(rows, "grad_eclip_s") == pytest.approx(1.5)
+    assert growth_exponent(rows, "grad_eclip_peak_mb") == pytest.approx(1.0)  # the memory above the model's
+    assert growth_exponent(rows, "grad_eclip_s", min_patches=10**6) != growth_exponent(rows, "grad_eclip_s")
+
+
+def test_a_size_is_measured_in_a_fresh_process():
+    from gradeclip_lib.bench_sizes import measure, report_sizes
+
+    row = measure(100, 60)  # ViT-B/16, random weights: rounded to 96 x 64 px, a 4 x 6 grid
+    assert row["grid"] == [4, 6] and row["patches"] == 24
+    assert 0 < row["base_mb"] <= row["forward_peak_mb"] <= row["grad_eclip_peak_mb"]
+    assert row["forward_s"] > 0 and row["grad_eclip_s"] > 0
+    assert "| 100 x 60 | 4 x 6 | 24 |" in report_sizes([row])
