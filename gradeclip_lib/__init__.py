@@ -14,6 +14,7 @@ from .classifiers import Classifier, load_classifier
 from .errors import (
     GradEclipError,
     ImageError,
+    ImageTooLargeError,
     TextError,
     TextTooLongError,
     UnknownWordError,
@@ -48,6 +49,7 @@ __all__ = [
     "IMAGE_METHODS",
     "RESNET_METHODS",
     "ImageError",
+    "ImageTooLargeError",
     "TEXT_METHODS",
     "TextError",
     "TextExplanation",

@@ -2,8 +2,9 @@
 
 For each size, from 224 px to a 12-megapixel photo, a fresh process builds ViT-B/16 with random weights (speed
 and memory do not depend on them), times one forward pass of the image at its own size and then one
-Grad-ECLIP map of it, and reads the process's peak memory after each (resident memory on a CPU, the
-allocator's peak on a GPU). A fresh process per size, because a process's peak never goes down. The growth
+Grad-ECLIP map of it, and reads the peak memory of each (the resident peak on a CPU, reset before each
+call through Linux's ``/proc/self/clear_refs``; the allocator's peak on a GPU), and the memory before them
+(the model and the image). A fresh process per size, so that no size inherits another's caches. The growth
 exponents are least-squares slopes of log time and log memory against log patches."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ SIZES = [(224, 224), (448, 448), (640, 480), (1024, 768), (1600, 1200), (2048, 1
 MODEL = "ViT-B-16"
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 import torch
 import gradeclip_lib as gl
 from gradeclip_lib.adapters import adapter_for
@@ -27,10 +28,21 @@ from gradeclip_lib.images import prepare
 width, height, device, dtype, model = json.loads(sys.argv[1])
 gpu = device.startswith("cuda")
 
+def status_mb(field):
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(field)) / 1024
+
+def reset_peak():  # Linux: the resident peak (VmHWM) starts again from the current resident memory
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+
 def peak_mb():
     if gpu:
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+    return status_mb("VmHWM:")
 
 def timed(fn):
     if gpu:
@@ -47,11 +59,11 @@ photo = gl.images.from_array(torch.randint(0, 256, (height, width, 3), generator
 text = torch.nn.functional.normalize(torch.randn(1, clip.embed_dim, generator=torch.Generator().manual_seed(1)), dim=-1)
 pixels, _ = prepare([photo], clip.patch_size, clip.mean, clip.std)
 batch = pixels[0][None].to(device, clip.dtype)
-if gpu:
-    torch.cuda.reset_peak_memory_stats()
-base = peak_mb()
+base = torch.cuda.memory_allocated() / 2**20 if gpu else status_mb("VmRSS:")
+reset_peak()
 _, forward_s = timed(lambda: adapter_for(clip).features(batch))
 forward_mb = peak_mb()
+reset_peak()
 exp, explain_s = timed(lambda: gl.explain(clip, photo, text.to(device)))
 explain_mb = peak_mb()
 print(json.dumps({"width": width, "height": height, "grid": list(exp.maps.shape[-2:]),
@@ -106,15 +118,17 @@ def bench_sizes(devices: Sequence[str], sizes: Sequence[tuple[int, int]] = SIZES
 
 def report_sizes(rows: Sequence[dict], header: bool = True) -> str:
     """A Markdown table of the rows, then the growth exponents per device and dtype."""
-    lines = ["| device | dtype | image | grid | patches | forward s | Grad-ECLIP s | ratio | forward peak MB | "
-             "Grad-ECLIP peak MB |", "|" + "---|" * 10] if header else []
+    columns = ["device", "dtype", "image", "grid", "patches", "forward s", "Grad-ECLIP s", "ratio", "before MB",
+               "forward peak MB", "Grad-ECLIP peak MB"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] if header else []
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['device']} | {r['dtype']} | {r['width']} x {r['height']} | | | | | | | {r['error']} |")
+            empty = " |" * (len(columns) - 4)
+            lines.append(f"| {r['device']} | {r['dtype']} | {r['width']} x {r['height']} |{empty} {r['error']} |")
             continue
         lines.append(f"| {r['device']} | {r['dtype']} | {r['width']} x {r['height']} | {r['grid'][0]} x {r['grid'][1]} "
                      f"| {r['patches']:,} | {r['forward_s']:.2f} | {r['grad_eclip_s']:.2f} | "
-                     f"{r['grad_eclip_s'] / r['forward_s']:.2f} | {r['forward_peak_mb']:,.0f} | "
+                     f"{r['grad_eclip_s'] / r['forward_s']:.2f} | {r['base_mb']:,.0f} | {r['forward_peak_mb']:,.0f} | "
                      f"{r['grad_eclip_peak_mb']:,.0f} |")
     return "\n".join(lines)
 

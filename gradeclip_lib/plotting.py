@@ -416,6 +416,30 @@ def plot_rates(rows: Sequence[Mapping], x: str = "objects", y: str = "rate", gro
     return ax
 
 
+@saveable
+def plot_size_growth(rows: Sequence[Mapping]):
+    """Seconds and peak memory against the number of patches (log-log), a forward pass beside a Grad-ECLIP
+    map, from `bench --sizes` rows; a line of slope 1 marks linear growth. Returns the figure."""
+    rows = [r for r in rows if "error" not in r]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    patches = np.array([r["patches"] for r in rows], dtype=float)
+    for key, label in (("forward", "one forward pass"), ("grad_eclip", "Grad-ECLIP map")):
+        left.plot(patches, [r[f"{key}_s"] for r in rows], marker="o", label=label)
+        right.plot(patches, [r[f"{key}_peak_mb"] / 1024 for r in rows], marker="o", label=label)
+    seconds = np.array([r["forward_s"] for r in rows])
+    left.plot(patches, seconds[0] * patches / patches[0], ls=":", color="grey", label="linear")
+    for ax, ylabel in ((left, "seconds"), (right, "peak memory (GB)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("patches (image tokens)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+    left.set_yscale("log")
+    right.set_yscale("log")
+    left.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def _objects(count) -> str:
     return f"{count} object" + ("" if count == 1 else "s")
 

@@ -81,7 +81,7 @@ def test_a_method_that_holds_the_attention_is_refused_before_it_starts(wide, mon
     monkeypatch.setattr(common, "vision_pass", no_forward)
     for module in ("attention_maps", "game", "clip_surgery"):
         monkeypatch.setattr(f"gradeclip_lib.methods.{module}.vision_pass", no_forward)
-    with pytest.raises(gl.errors.ImageTooLargeError) as caught:
+    with pytest.raises(gl.ImageTooLargeError) as caught:
         gl.explain(wide, photo, "a dog", method=method)
     message = str(caught.value)
     assert "50 x 66 grid" in message and "grad_eclip" in message and method not in message.split("method whose")[1]
@@ -121,6 +121,6 @@ def test_a_size_is_measured_in_a_fresh_process():
 
     row = measure(100, 60)  # ViT-B/16, random weights: rounded to 96 x 64 px, a 4 x 6 grid
     assert row["grid"] == [4, 6] and row["patches"] == 24
-    assert 0 < row["base_mb"] <= row["forward_peak_mb"] <= row["grad_eclip_peak_mb"]
+    assert 0 < row["base_mb"] <= min(row["forward_peak_mb"], row["grad_eclip_peak_mb"])
     assert row["forward_s"] > 0 and row["grad_eclip_s"] > 0
     assert "| 100 x 60 | 4 x 6 | 24 |" in report_sizes([row])
