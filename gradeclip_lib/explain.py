@@ -19,7 +19,7 @@ from .errors import UnsupportedModelError
 from .explanation import Explanation, TextExplanation, _stack_if_same
 from .images import ImageInput, as_image_list, prepare
 from .methods.grad_eclip import ImageTerms, image_terms
-from .methods.memory import check_attention_memory
+from .methods.memory import check_memory
 from .methods.registry import check_options, method_for, pair_seeds
 from .models.clip import Clip
 from .texts import as_text_list, unit_embeddings
@@ -120,7 +120,7 @@ def explain(
     step = batch_size or len(image_of)
     for shape, pairs in groups.items():  # refused before any computation when it cannot fit
         grid = (shape[-2] // model.patch_size, shape[-1] // model.patch_size)
-        check_attention_memory(info, model, grid, min(len(pairs), step), shape[-2:])
+        check_memory(info, model, grid, min(len(pairs), step), shape[-2:])
     seeds = pair_seeds(options.get("seed", 0), len(image_of)) if info.pair_seeds else None
     maps: list[torch.Tensor | None] = [None] * len(image_of)
     scores = torch.zeros(len(image_of))

@@ -51,11 +51,12 @@ def largest_allocation(fn) -> int:
     return max(event.cpu_memory_usage for event in prof.events())
 
 
-def test_no_tokens_by_tokens_matrix_is_allocated(wide):
+@pytest.mark.parametrize("options", [{}, {"mode": "paper"}], ids=["faithful", "paper"])
+def test_no_tokens_by_tokens_matrix_is_allocated(wide, options):
     photo = random_image(512, 768, 6)  # 64 x 96 = 6 144 patches
     tokens, heads = 1 + 64 * 96, 4
-    attention = tokens * tokens * heads * 4  # one block's weights, fp32: 604 MB
-    biggest = largest_allocation(lambda: gl.explain(wide, photo, "a dog"))
+    attention = tokens * tokens * heads * 4  # one block's weights, fp32: 604 MB (one head: 151 MB)
+    biggest = largest_allocation(lambda: gl.explain(wide, photo, "a dog", **options))
     assert biggest < attention / 20, f"an allocation of {biggest / 2**20:.0f} MB"
     assert torch.backends.mha.get_fastpath_enabled()  # the switch is restored for everyone else
 
@@ -91,7 +92,8 @@ def test_a_method_that_holds_the_attention_is_refused_before_it_starts(wide, mon
     monkeypatch.setattr(memory, "free_memory", lambda device: int(need / 2))
     small = gl.explain(wide, random_image(height, width, 8), "a dog", method=method)  # the size it proposed fits
     assert small.maps.shape[-2:] == (height // 8, width // 8)
-    assert gl.explain(wide, photo, "a dog", method="grad_eclip").maps.shape == (1, 50, 66)  # linear: never refused
+    linear = gl.explain(wide, photo, "a dog", method="grad_eclip")  # what a linear method plans fits
+    assert linear.maps.shape == (1, 50, 66)
 
 
 def test_the_memory_a_method_declares_covers_what_it_allocates(wide):
@@ -124,3 +126,40 @@ def test_a_size_is_measured_in_a_fresh_process():
     assert 0 < row["base_mb"] <= min(row["forward_peak_mb"], row["grad_eclip_peak_mb"])
     assert row["forward_s"] > 0 and row["grad_eclip_s"] > 0
     assert "| 100 x 60 | 4 x 6 | 24 |" in report_sizes([row])
+
+
+def test_rise_builds_its_masks_a_slice_at_a_time():
+    from gradeclip_lib.methods.rise import RiseMasks, rise_masks
+
+    full = rise_masks(12, 4, 0.5, (37, 53), seed=3)
+    masks = RiseMasks(12, 4, 0.5, (37, 53), seed=3)
+    assert torch.equal(torch.cat([masks[0:5], masks[5:12]]), full) and full.shape == (12, 1, 37, 53)
+
+
+def test_rise_sends_fewer_masks_at_once_for_a_large_image(wide, monkeypatch):
+    from gradeclip_lib.methods import rise
+
+    assert rise.masks_per_pass(100, 1, 224 * 224, "cpu") == 100 or rise.free_memory("cpu") < 6e9
+    monkeypatch.setattr(rise, "free_memory", lambda device: 10 * rise.BYTES_PER_PIXEL * 4032 * 3024)
+    assert rise.masks_per_pass(100, 1, 4032 * 3024, "cpu") == 5
+    assert rise.masks_per_pass(100, 2, 4032 * 3024, "cpu") == 2
+    assert rise.masks_per_pass(100, 1, 40_000 * 40_000, "cpu") == 1  # never zero
+    photo = random_image(64, 96, 4)
+    many = gl.explain(wide, photo, "a dog", method="rise", n_masks=40, batch=40)
+    monkeypatch.setattr(rise, "free_memory", lambda device: 2 * rise.BYTES_PER_PIXEL * 64 * 96 * 3)  # 3 at once
+    few = gl.explain(wide, photo, "a dog", method="rise", n_masks=40, batch=40)
+    assert torch.allclose(many.maps, few.maps, atol=1e-5)
+
+
+def test_any_method_is_refused_before_it_starts_when_even_linear_memory_would_not_fit(wide, monkeypatch):
+    from gradeclip_lib.methods import memory
+
+    photo = random_image(400, 528, 7)  # 3 301 tokens of width 64
+    need = memory.planned_bytes(gl.IMAGE_METHODS["grad_eclip"], 4, 64, 50 * 66 + 1)
+    monkeypatch.setattr(memory, "free_memory", lambda device: int(need / 3))
+    with pytest.raises(gl.ImageTooLargeError, match="'grad_eclip' on a 50 x 66 grid") as caught:
+        gl.explain(wide, photo, "a dog")
+    width, height = (int(v) for v in str(caught.value).split("resized to about ")[1].split(" px")[0].split(" x "))
+    assert gl.explain(wide, random_image(height, width, 8), "a dog").maps.shape[-2:] == (height // 8, width // 8)
+    with pytest.raises(gl.ImageTooLargeError, match="batch_size=1"):  # two pairs need twice as much
+        gl.explain(wide, random_image(height, width, 8), ["a dog", "a cat"])

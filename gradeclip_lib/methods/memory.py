@@ -1,7 +1,8 @@
 """Saying before a method starts that an image is too large for it here. Grad-ECLIP and most methods hold
 memory that grows linearly with the image's tokens (`models.towers.memory_linear_attention`); attention
-rollout, GAME and CLIP Surgery hold tokens x tokens matrices per head (their definitions multiply or
-differentiate the full attention), so a photo at its own size can need terabytes."""
+rollout, GAME and CLIP Surgery also hold tokens x tokens matrices per head (their definitions multiply or
+differentiate the full attention), so a photo at its own size can need terabytes. `check_memory` plans both
+parts and refuses an image that would not fit, so that no image reaches the allocator's raw error."""
 
 from __future__ import annotations
 
@@ -16,35 +17,50 @@ from .registry import MethodInfo, methods_of
 
 BYTES = 4  # the attention is computed in float32
 SHARE = 0.8  # of the free memory a method may plan to take
+LINEAR = 40  # values of the model's width per token and pair a method holds at most (ViT-B/16 in fp32: about 26)
 
 
 def attention_bytes(quadratic: int, heads: int, tokens: int, pairs: int = 1) -> int:
     """What a method holding ``quadratic`` tokens x tokens matrices per head needs for them, plus four
     head-averaged ones (a rollout or relevance product, the identity, their normalisation)."""
-    return pairs * (quadratic * heads + 4) * tokens**2 * BYTES
+    return pairs * (quadratic * heads + 4) * tokens**2 * BYTES if quadratic else 0
 
 
-def check_attention_memory(info: MethodInfo, model: Clip, grid: tuple[int, int], pairs: int,
-                           image_size: tuple[int, int]) -> None:
-    """`ImageTooLargeError` when ``info``'s tokens x tokens matrices for ``pairs`` pairs on ``grid`` would not
-    fit in the memory free on the model's device; the message says what would (a side, a method, fewer pairs).
-    Methods whose memory is linear in the tokens (``info.quadratic == 0``) always pass."""
-    if not info.quadratic:
+def planned_bytes(info: MethodInfo, heads: int, width: int, tokens: int, pairs: int = 1) -> int:
+    """The memory a method plans for one image's tokens: linear in the tokens for every method, plus the
+    tokens x tokens matrices of those that hold them."""
+    return pairs * LINEAR * width * tokens * BYTES + attention_bytes(info.quadratic, heads, tokens, pairs)
+
+
+def check_memory(info: MethodInfo, model: Clip, grid: tuple[int, int], pairs: int, image_size: tuple[int, int]) -> None:
+    """`ImageTooLargeError` before anything is computed when the method's `planned_bytes` for ``pairs`` pairs
+    on ``grid`` would not fit in the memory free on the model's device (CLIP ViT); the message says what the
+    image would need and what fits (a size, a method whose memory grows linearly, fewer pairs at once)."""
+    if model.family != "clip_vit":
         return
-    heads, device, family = model.vision_blocks[-1].attn.num_heads, model.device, model.family
+    attn = model.vision_blocks[-1].attn
+    heads, width, device = attn.num_heads, attn.embed_dim, model.device
     tokens = grid[0] * grid[1] + 1
-    need, free = attention_bytes(info.quadratic, heads, tokens, pairs), free_memory(device)
+    need, free = planned_bytes(info, heads, width, tokens, pairs), free_memory(device)
     if need <= SHARE * free:
         return
-    fits = math.sqrt(SHARE * free / attention_bytes(info.quadratic, heads, 1))  # tokens for one pair
+    a, b = planned_bytes(info, heads, width, 1) - attention_bytes(info.quadratic, heads, 1), attention_bytes(
+        info.quadratic, heads, 1)  # one pair: a t + b t^2 <= SHARE * free
+    budget = SHARE * free
+    fits = budget / a if b == 0 else (-a + math.sqrt(a * a + 4 * b * budget)) / (2 * b)
     scale = min(1.0, math.sqrt(max(fits - 1, 1) / (grid[0] * grid[1])))
     patch = model.patch_size  # whole patches, so that the keep-size rounding cannot take it over
-    height, width = (patch * max(1, int(side * scale) // patch) for side in image_size)
-    linear = sorted(name for name, m in methods_of(family).items() if not m.quadratic)
+    height, width_px = (patch * max(1, int(side * scale) // patch) for side in image_size)
+    where = f"on a {grid[0]} x {grid[1]} grid ({tokens} tokens){f' for {pairs} pairs' if pairs > 1 else ''}"
+    if info.quadratic:
+        what = (f"{info.name!r} holds {info.quadratic} tokens x tokens matrices per head ({heads} heads): {where} "
+                f"that is about {need / 1e9:,.1f} GB")
+    else:
+        what = f"{info.name!r} {where} needs about {need / 1e9:,.1f} GB"
+    linear = sorted(name for name, m in methods_of(model.family).items() if not m.quadratic)
     raise ImageTooLargeError(
-        f"{info.name!r} holds {info.quadratic} tokens x tokens matrices per head ({heads} heads): on a "
-        f"{grid[0]} x {grid[1]} grid ({tokens} tokens){f' for {pairs} pairs' if pairs > 1 else ''} that is about "
-        f"{need / 1e9:,.1f} GB, and {free / 1e9:.1f} GB are free on {torch.device(device)}. Nothing was computed. "
-        f"What fits: the image resized to about {width} x {height} px (or preprocess='crop')"
-        f"{', batch_size=1' if pairs > 1 else ''}, or a method whose memory grows linearly with the image: "
-        f"{', '.join(linear)}.")
+        f"{what}, and {free / 1e9:.1f} GB are free on {torch.device(device)}. Nothing was computed. What fits: "
+        f"the image resized to about {width_px} x {height} px (or preprocess='crop')"
+        f"{', batch_size=1' if pairs > 1 else ''}"
+        + (f", or a method whose memory grows linearly with the image: {', '.join(linear)}." if info.quadratic
+           else "."))

@@ -30,10 +30,10 @@ def single_head_block(
     """The block's forward with its attention recomputed as one full-width head; returns (y, step)."""
     attn = block.attn
     q, k, v = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-    logits = (q / math.sqrt(q.shape[-1])) @ k.transpose(-1, -2)
-    if attn_mask is not None:
-        logits = logits + attn_mask.to(logits.dtype)
-    o = logits.softmax(dim=-1) @ v
+    # softmax(q k^T / sqrt(D) + mask) v, through the kernels that never hold the tokens x tokens weights
+    mask = None if attn_mask is None else attn_mask.to(q.dtype)
+    o = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], attn_mask=mask,
+                                       scale=1 / math.sqrt(q.shape[-1]))[:, 0]
     y = x + block.ls_1(F.linear(o, attn.out_proj.weight, attn.out_proj.bias))
     y = y + block.ls_2(block.mlp(block.ln_2(y)))
     with torch.no_grad():
