@@ -418,23 +418,24 @@ def plot_rates(rows: Sequence[Mapping], x: str = "objects", y: str = "rate", gro
 
 @saveable
 def plot_size_growth(rows: Sequence[Mapping]):
-    """Seconds and peak memory against the number of patches (log-log), a forward pass beside a Grad-ECLIP
-    map, from `bench --sizes` rows; a line of slope 1 marks linear growth. Returns the figure."""
+    """Seconds and the memory each call adds (its peak above the memory before it) against the number of
+    patches, log-log, a forward pass beside a Grad-ECLIP map, from `bench --sizes` rows; a dotted line of
+    slope 1 marks linear growth. Returns the figure."""
     rows = [r for r in rows if "error" not in r]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     patches = np.array([r["patches"] for r in rows], dtype=float)
     for key, label in (("forward", "one forward pass"), ("grad_eclip", "Grad-ECLIP map")):
         left.plot(patches, [r[f"{key}_s"] for r in rows], marker="o", label=label)
-        right.plot(patches, [r[f"{key}_peak_mb"] / 1024 for r in rows], marker="o", label=label)
-    seconds = np.array([r["forward_s"] for r in rows])
-    left.plot(patches, seconds[0] * patches / patches[0], ls=":", color="grey", label="linear")
-    for ax, ylabel in ((left, "seconds"), (right, "peak memory (GB)")):
+        right.plot(patches, [(r[f"{key}_peak_mb"] - r["base_mb"]) / 1024 for r in rows], marker="o", label=label)
+    for ax, values in ((left, [r["forward_s"] for r in rows]),
+                       (right, [(r["grad_eclip_peak_mb"] - r["base_mb"]) / 1024 for r in rows])):
+        ax.plot(patches, values[-1] * patches / patches[-1], ls=":", color="grey", label="linear")
         ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel("patches (image tokens)")
-        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
-    left.set_yscale("log")
-    right.set_yscale("log")
+    left.set_ylabel("seconds")
+    right.set_ylabel("memory the call adds (GB)")
     left.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
