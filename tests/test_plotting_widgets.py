@@ -317,3 +317,16 @@ def test_the_random_weights_notice_reads_in_the_pdf():
 
     md = _markdown(random_weights_notice("ViT-B-16-quickgelu:openai", "offline"))
     assert "`ViT-B-16-quickgelu:openai`" in md and "**random weights**" in md and "<" not in md
+
+
+def test_size_growth_plots_seconds_and_added_memory_log_log():
+    rows = [{"patches": p, "forward_s": 0.001 * p, "grad_eclip_s": 0.0011 * p, "base_mb": 1000.0,
+             "forward_peak_mb": 1000 + 0.05 * p, "grad_eclip_peak_mb": 1000 + 0.08 * p} for p in (196, 3072, 47628)]
+    rows.append({"width": 9000, "height": 9000, "error": "too large"})  # a failed size is left out
+    fig = gl.plotting.plot_size_growth(rows)
+    left, right = fig.axes
+    assert left.get_xscale() == right.get_xscale() == "log" == left.get_yscale() == right.get_yscale()
+    forward, grad_eclip, linear = right.get_lines()
+    assert list(grad_eclip.get_ydata()) == pytest.approx([0.08 * p / 1024 for p in (196, 3072, 47628)])
+    assert linear.get_ydata()[-1] == pytest.approx(grad_eclip.get_ydata()[-1])  # the slope-1 guide meets the last point
+    assert list(left.get_lines()[0].get_xdata()) == [196, 3072, 47628]
