@@ -435,7 +435,7 @@ def plot_size_growth(rows: Sequence[Mapping]):
         ax.set_xlabel("patches (image tokens)")
         ax.grid(alpha=0.3, which="both")
     left.set_ylabel("seconds")
-    right.set_ylabel("memory the call adds (GB)")
+    right.set_ylabel("memory the call adds (GiB)")
     left.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
