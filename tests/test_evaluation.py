@@ -622,3 +622,13 @@ def test_summary_table_columns_follow_the_chosen_metrics():
     assert narrow[3:] == ["deletion prob ↓", "insertion prob ↑", "RISE deletion ↓", "RISE insertion ↑"]
     without = [{k: v for k, v in r.items() if not k.startswith("causal")} for r in records]
     assert "RISE deletion ↓" not in summary_table(summary(without)).columns  # not measured: not shown
+
+
+def test_the_progress_bar_counts_images_per_second_even_below_one():
+    from tqdm import tqdm
+
+    from gradeclip_lib.evaluation import run
+
+    slow = tqdm.format_meter(n=1, total=3, elapsed=2.0, unit="img", bar_format=run.IMAGES_PER_SECOND)
+    assert "0.50img/s" in slow and "s/img" not in slow.replace("img/s", "")
+    assert "2.00s/img" in tqdm.format_meter(n=1, total=3, elapsed=2.0, unit="img")  # tqdm's default inverts it

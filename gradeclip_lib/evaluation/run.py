@@ -97,6 +97,10 @@ def _round(values: torch.Tensor, digits: int = 6) -> list[float]:
     return [round(float(v), digits) for v in values]
 
 
+# images per second even below one (tqdm's default would turn it into seconds per image for large photos)
+IMAGES_PER_SECOND = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_noinv_fmt}]"
+
+
 def evaluate_folder(
     clip: Clip,
     data: str | os.PathLike,
@@ -144,7 +148,7 @@ def evaluate_folder(
         workers = min(8, (os.cpu_count() or 2) - 1) if gpu else 0
     batch_size = batch_size or (128 if gpu else 16)
     bar = tqdm(total=len(pending), desc=f"evaluate (rank {rank})" if world > 1 else "evaluate",
-               unit="img", disable=not show)
+               unit="img", disable=not show, bar_format=IMAGES_PER_SECOND)
     skipped = 0
     with RecordWriter(target_file) as writer:
         for samples in loader(dataset, batch_size, workers, pin_memory=gpu):
