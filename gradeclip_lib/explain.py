@@ -119,8 +119,7 @@ def explain(
         groups[tuple(pixels[img].shape)].append(pair)
     step = batch_size or len(image_of)
     for shape, pairs in groups.items():  # refused before any computation when it cannot fit
-        grid = (shape[-2] // model.patch_size, shape[-1] // model.patch_size)
-        check_memory(info, model, grid, min(len(pairs), step), shape[-2:])
+        check_memory(info, model, shape[-2:], min(len(pairs), step))
     seeds = pair_seeds(options.get("seed", 0), len(image_of)) if info.pair_seeds else None
     maps: list[torch.Tensor | None] = [None] * len(image_of)
     scores = torch.zeros(len(image_of))

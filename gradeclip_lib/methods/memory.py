@@ -32,24 +32,26 @@ def planned_bytes(info: MethodInfo, heads: int, width: int, tokens: int, pairs: 
     return pairs * LINEAR * width * tokens * BYTES + attention_bytes(info.quadratic, heads, tokens, pairs)
 
 
-def check_memory(info: MethodInfo, model: Clip, grid: tuple[int, int], pairs: int, image_size: tuple[int, int]) -> None:
+def check_memory(info: MethodInfo, model: Clip, image_size: tuple[int, int], pairs: int) -> None:
     """`ImageTooLargeError` before anything is computed when the method's `planned_bytes` for ``pairs`` pairs
-    on ``grid`` would not fit in the memory free on the model's device (CLIP ViT); the message says what the
-    image would need and what fits (a size, a method whose memory grows linearly, fewer pairs at once)."""
+    on an input of ``image_size`` (H, W pixels) would not fit in the memory free on the model's device (CLIP
+    ViT); the message says what the image would need and what fits (a size, a method whose memory grows
+    linearly, fewer pairs at once)."""
     if model.family != "clip_vit":
         return
+    patch = model.patch_size
+    grid = (image_size[0] // patch, image_size[1] // patch)
     attn = model.vision_blocks[-1].attn
     heads, width, device = attn.num_heads, attn.embed_dim, model.device
     tokens = grid[0] * grid[1] + 1
     need, free = planned_bytes(info, heads, width, tokens, pairs), free_memory(device)
     if need <= SHARE * free:
         return
-    a, b = planned_bytes(info, heads, width, 1) - attention_bytes(info.quadratic, heads, 1), attention_bytes(
-        info.quadratic, heads, 1)  # one pair: a t + b t^2 <= SHARE * free
-    budget = SHARE * free
+    budget = SHARE * free  # one pair of t tokens fits when a t + b t^2 <= budget (`planned_bytes`)
+    a, b = LINEAR * width * BYTES, attention_bytes(info.quadratic, heads, 1)
     fits = budget / a if b == 0 else (-a + math.sqrt(a * a + 4 * b * budget)) / (2 * b)
     scale = min(1.0, math.sqrt(max(fits - 1, 1) / (grid[0] * grid[1])))
-    patch = model.patch_size  # whole patches, so that the keep-size rounding cannot take it over
+    # whole patches, so that the keep-size rounding cannot take it over
     height, width_px = (patch * max(1, int(side * scale) // patch) for side in image_size)
     where = f"on a {grid[0]} x {grid[1]} grid ({tokens} tokens){f' for {pairs} pairs' if pairs > 1 else ''}"
     if info.quadratic:
