@@ -198,14 +198,15 @@ def report(results: list[BenchResult]) -> str:
 def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 256,
         out: str | None = None, methods: list[str] | None = None, evaluation: bool = False,
         eval_images: int | None = None, training: bool = False, prompts: bool = False, sizes: bool = False,
-        max_pixels: int | None = None) -> list[BenchResult]:
+        max_pixels: int | None = None, authors: str | None = None) -> list[BenchResult]:
     """The standard benchmark: CPU fp32 always, CUDA bf16 at batch 256 when a GPU is present; with
     ``methods`` (names, or ["all"]) also the maps/s of each explanation method; with ``evaluation`` the
     deletion + insertion throughput against the per-image loop (8 images on CPU, 512 on a GPU); with
     ``training`` the seconds per ShapesWorld training step of each preset and precision; with ``prompts``
     one image against 1 to 1 000 text embeddings, the shared route against one backward pass per text; with
     ``sizes`` seconds and peak memory from 224 px to a 12-megapixel photo (up to ``max_pixels``), a forward
-    pass against a Grad-ECLIP map, each size in a fresh process (`bench_sizes`)."""
+    pass against a Grad-ECLIP map, each size in a fresh process (`bench_sizes`); with ``authors`` (a clone of
+    their repository) paper mode against their ``generate_emap.py``."""
     devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     if methods == ["all"]:
         methods = sorted(IMAGE_METHODS)
@@ -234,7 +235,7 @@ def run(devices: list[str] | None = None, batch_cpu: int = 8, batch_gpu: int = 2
         for device in devices:
             gpu = device.startswith("cuda")
             prompted += bench_prompts(device=device, dtype="bf16" if gpu else "fp32")
-    sized = bench_sizes(devices, max_pixels=max_pixels) if sizes else []
+    sized = bench_sizes(devices, max_pixels=max_pixels, authors=authors) if sizes else []
     for device in devices:
         print(f"# {device}: {device_name(device)}; torch {torch.__version__}")
     print(report(results))

@@ -17,15 +17,16 @@ from collections.abc import Sequence
 
 SIZES = [(224, 224), (448, 448), (640, 480), (1024, 768), (1600, 1200), (2048, 1536), (3000, 2000), (4032, 3024)]
 MODEL = "ViT-B-16"
+AUTHORS_MODEL = "ViT-B-16-quickgelu"  # OpenAI's architecture, which the authors' code builds
 
 _CHILD = r"""
-import json, sys, time
+import ctypes, json, sys, time
 import torch
 import gradeclip_lib as gl
 from gradeclip_lib.adapters import adapter_for
 from gradeclip_lib.images import prepare
 
-width, height, device, dtype, model = json.loads(sys.argv[1])
+width, height, device, dtype, model, authors = json.loads(sys.argv[1])
 gpu = device.startswith("cuda")
 
 def status_mb(field):
@@ -35,7 +36,8 @@ def status_mb(field):
 def reset_peak():  # Linux: the resident peak (VmHWM) starts again from the current resident memory
     if gpu:
         torch.cuda.reset_peak_memory_stats()
-    else:
+    else:  # freed memory goes back to the system first, so that no call reuses what an earlier one held
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
 
@@ -59,24 +61,46 @@ photo = gl.images.from_array(torch.randint(0, 256, (height, width, 3), generator
 text = torch.nn.functional.normalize(torch.randn(1, clip.embed_dim, generator=torch.Generator().manual_seed(1)), dim=-1)
 pixels, _ = prepare([photo], clip.patch_size, clip.mean, clip.std)
 batch = pixels[0][None].to(device, clip.dtype)
-base = torch.cuda.memory_allocated() / 2**20 if gpu else status_mb("VmRSS:")
 reset_peak()
+base = torch.cuda.memory_allocated() / 2**20 if gpu else status_mb("VmRSS:")
 _, forward_s = timed(lambda: adapter_for(clip).features(batch))
 forward_mb = peak_mb()
 reset_peak()
-exp, explain_s = timed(lambda: gl.explain(clip, photo, text.to(device)))
+options = {"mode": "paper"} if authors else {}  # the authors' computation is paper mode's
+exp, explain_s = timed(lambda: gl.explain(clip, photo, text.to(device), **options))
 explain_mb = peak_mb()
-print(json.dumps({"width": width, "height": height, "grid": list(exp.maps.shape[-2:]),
-                  "patches": int(exp.maps.shape[-2] * exp.maps.shape[-1]), "device": device, "dtype": dtype,
-                  "model": model, "forward_s": forward_s, "grad_eclip_s": explain_s, "base_mb": base,
-                  "forward_peak_mb": forward_mb, "grad_eclip_peak_mb": explain_mb}))
+row = {"width": width, "height": height, "grid": list(exp.maps.shape[-2:]),
+       "patches": int(exp.maps.shape[-2] * exp.maps.shape[-1]), "device": device, "dtype": dtype, "model": model,
+       "mode": options.get("mode", "default"), "forward_s": forward_s, "grad_eclip_s": explain_s, "base_mb": base,
+       "forward_peak_mb": forward_mb, "grad_eclip_peak_mb": explain_mb}
+if authors:
+    from gradeclip_lib.authors_code import authors_functions, authors_map, openai_model
+
+    functions = authors_functions(authors, openai_model(clip.model))
+    if not gpu:  # an allocation past the free memory fails cleanly instead of swapping the machine
+        import resource
+        import psutil
+        limit = int(psutil.Process().memory_info().vms + 0.9 * psutil.virtual_memory().available)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    reset_peak()
+    row["authors_base_mb"] = torch.cuda.memory_allocated() / 2**20 if gpu else status_mb("VmRSS:")
+    try:
+        (theirs, _), authors_s = timed(lambda: authors_map(functions, batch, text[0].to(device)))
+        row.update(authors_s=authors_s, authors_peak_mb=peak_mb(),
+                   authors_max_diff=float((theirs.float() - exp.maps[0].float()).abs().max()),
+                   authors_max=float(theirs.float().abs().max()))
+    except (RuntimeError, MemoryError) as err:
+        row.update(authors_error=str(err).strip().splitlines()[0][:200], authors_peak_mb=peak_mb())
+print(json.dumps(row))
 """
 
 
 def measure(width: int, height: int, device: str = "cpu", dtype: str = "fp32", model: str = MODEL,
-            timeout: float | None = None) -> dict:
-    """One size in a fresh process: seconds and peak memory of a forward pass and of a Grad-ECLIP map."""
-    done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps([width, height, device, dtype, model])],
+            timeout: float | None = None, authors: str | None = None) -> dict:
+    """One size in a fresh process: seconds and peak memory of a forward pass and of a Grad-ECLIP map; with
+    ``authors`` (a clone of their repository), the map in paper mode and the same map by their code."""
+    args = [width, height, device, dtype, model, str(authors) if authors else None]
+    done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(args)],
                           capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         return {"width": width, "height": height, "device": device, "dtype": dtype, "model": model,
@@ -101,15 +125,18 @@ def _value(row: dict, key: str) -> float:
 
 
 def bench_sizes(devices: Sequence[str], sizes: Sequence[tuple[int, int]] = SIZES, max_pixels: int | None = None,
-                progress: bool = True) -> list[dict]:
-    """`measure` for every size (up to ``max_pixels``) on every device: fp32 on a CPU, bf16 and fp32 on a GPU."""
+                progress: bool = True, authors: str | None = None) -> list[dict]:
+    """`measure` for every size (up to ``max_pixels``) on every device: fp32 on a CPU, bf16 and fp32 on a GPU.
+    With ``authors`` (a clone of their repository), on OpenAI's architecture (QuickGELU), paper mode against
+    their ``generate_emap.py`` in the same process."""
+    model = AUTHORS_MODEL if authors else MODEL
     rows = []
     for device in devices:
         for dtype in (("bf16", "fp32") if device.startswith("cuda") else ("fp32",)):
             for width, height in sizes:
                 if max_pixels and width * height > max_pixels:
                     continue
-                row = measure(width, height, device, dtype)
+                row = measure(width, height, device, dtype, model=model, authors=authors)
                 rows.append(row)
                 if progress:
                     print(report_sizes([row], header=not rows[:-1]), file=sys.stderr, flush=True)
@@ -120,6 +147,9 @@ def report_sizes(rows: Sequence[dict], header: bool = True) -> str:
     """A Markdown table of the rows, then the growth exponents per device and dtype."""
     columns = ["device", "dtype", "image", "grid", "patches", "forward s", "Grad-ECLIP s", "ratio", "before MB",
                "forward peak MB", "Grad-ECLIP peak MB"]
+    authors = any("authors_peak_mb" in r for r in rows)
+    if authors:
+        columns += ["authors' s", "authors' / ours", "ours + MB", "authors' + MB", "largest difference"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] if header else []
     for r in rows:
         if "error" in r:
@@ -129,8 +159,19 @@ def report_sizes(rows: Sequence[dict], header: bool = True) -> str:
         lines.append(f"| {r['device']} | {r['dtype']} | {r['width']} x {r['height']} | {r['grid'][0]} x {r['grid'][1]} "
                      f"| {r['patches']:,} | {r['forward_s']:.2f} | {r['grad_eclip_s']:.2f} | "
                      f"{r['grad_eclip_s'] / r['forward_s']:.2f} | {r['base_mb']:,.0f} | {r['forward_peak_mb']:,.0f} | "
-                     f"{r['grad_eclip_peak_mb']:,.0f} |")
+                     f"{r['grad_eclip_peak_mb']:,.0f} |" + (_authors_cells(r) if authors else ""))
     return "\n".join(lines)
+
+
+def _authors_cells(r: dict) -> str:
+    """Their seconds, the ratio to ours, the memory each map adds above what the process held before it, and the
+    largest difference between the two maps (of the largest value)."""
+    ours = f"{r['grad_eclip_peak_mb'] - r['base_mb']:,.0f}"
+    theirs = f"{r['authors_peak_mb'] - r['authors_base_mb']:,.0f}"
+    if "authors_error" in r:
+        return f" fails | | {ours} | {theirs} | {r['authors_error']} |"
+    return (f" {r['authors_s']:.2f} | {r['authors_s'] / r['grad_eclip_s']:.2f} | {ours} | {theirs} | "
+            f"{r['authors_max_diff']:.1e} of {r['authors_max']:.1e} |")
 
 
 def report_growth(rows: Sequence[dict]) -> str:

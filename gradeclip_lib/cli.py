@@ -67,7 +67,7 @@ def _bench(args: argparse.Namespace) -> int:
     methods = args.methods.split(",") if args.methods else None
     run(devices=args.device, batch_cpu=args.batch_cpu, batch_gpu=args.batch_gpu, out=args.out, methods=methods,
         evaluation=args.evaluation, eval_images=args.eval_images, training=args.training, prompts=args.prompts,
-        sizes=args.sizes, max_pixels=args.max_pixels)
+        sizes=args.sizes, max_pixels=args.max_pixels, authors=args.authors)
     return 0
 
 
@@ -235,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "4032 x 3024 photo, each size in a fresh process, and their growth in the number of patches")
     p.add_argument("--max-pixels", type=int, default=None,
                    help="with --sizes, skip the sizes above this many pixels (a 12 MP photo takes minutes on a CPU)")
+    p.add_argument("--authors", default=None, metavar="PATH",
+                   help="with --sizes, also the authors' generate_emap.py from this clone of "
+                        "github.com/Cyang-Zhao/Grad-Eclip (needs pip install --no-deps openai-clip==1.0.1), "
+                        "against paper mode on OpenAI's architecture, in the same process")
     p.add_argument("--out", default=None, help="also write the results as JSON")
     p.set_defaults(run=_bench)
 

@@ -32,6 +32,8 @@ def make_tiny_clip(
     vision_layers: int = 3,
     text_layers: int = 3,
     seed: int = 0,
+    text_width: int = 32,
+    text_heads: int = 4,
 ) -> gl.Clip:
     """A tiny open_clip CLIP whose random weights are large enough for peaked, head-specific attention
     (default initialisations give nearly uniform attention, which would hide errors)."""
@@ -40,7 +42,7 @@ def make_tiny_clip(
         embed_dim=32,
         vision_cfg=CLIPVisionCfg(layers=vision_layers, width=width, head_width=width // heads,
                                  patch_size=patch, image_size=image_size),
-        text_cfg=CLIPTextCfg(width=32, heads=4, layers=text_layers),
+        text_cfg=CLIPTextCfg(width=text_width, heads=text_heads, layers=text_layers),
         quick_gelu=True,
     )
     with torch.no_grad():
