@@ -75,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     f = verbs.add_parser("finetune", help="Grad-ECLIP-guided fine-tuning of the shipped model, with its controls",
                          description="Fine-tune the ShapesWorld model with a region-phrase loss whose regions come "
                                      "from Grad-ECLIP maps of the frozen model, and the same steps with the global "
-                                     "loss only, true-mask regions and uniform regions; measure each before and "
+                                     "loss only, true-mask regions, uniform regions and the frozen model's raw "
+                                     "attention; "
+                                     "measure each before and "
                                      "after. Finished runs are kept in the results file: the same command resumes.")
-    f.add_argument("--runs", default="grad_eclip,none,masks,uniform",
+    f.add_argument("--runs", default=",".join(RUNS),
                    help="region sources to run, comma-separated (none = global loss only)")
     f.add_argument("--model-dir", default=str(SHAPES_DIR), help="the model to fine-tune")
     f.add_argument("--out", default=None, help="folder for the Grad-ECLIP-tuned model (default data/shapes-tuned)")

@@ -16,6 +16,7 @@ from gradeclip_lib.finetune import (
     captioned,
     encode_with_dense,
     finetune_table,
+    global_loss_against,
     mask_weights,
     plot_finetune,
     pool_regions,
@@ -85,6 +86,10 @@ def test_data_rows_point_at_their_scenes_objects(small_data):
     ge = gl.explain(base, scenes[s].image, scenes[s].objects[0].phrase).maps[0].flatten()
     assert torch.allclose(data.weights["grad_eclip"][int(data.first[s])], ge / ge.sum(), atol=1e-5)
     assert torch.allclose(data.weights["masks"].sum(1), torch.ones(len(data.label)))
+    # raw attention: the last block's class-token row, blind to the phrase (one map for all objects of a scene)
+    attn = gl.explain(base, scenes[s].image, "anything", method="self_attention").maps[0].flatten()
+    assert torch.allclose(data.weights["attention"][int(data.first[s])], attn / attn.sum(), atol=1e-5)
+    assert all(torch.equal(data.weights["attention"][r], data.weights["attention"][int(data.first[s])]) for r in rows)
 
 
 def test_mask_regions_teach_dense_features_and_leave_the_base_alone(small_data):
@@ -231,3 +236,17 @@ def test_finetune_command_on_a_captioned_folder(tmp_path, capsys):
     assert tuned.keys() == base.keys() and not all(torch.equal(tuned[k], base[k]) for k in base)
     assert main(args) == 2 and "finished run" in capsys.readouterr().err
     assert main([*args[:2], str(tmp_path / "nowhere"), *args[3:]]) == 2
+
+
+def test_global_loss_against_counts_the_steps_where_a_run_is_higher():
+    def run(values):
+        return {"history": {"global": values}}
+
+    record = {"runs": {"none": run([1.0, 2.0, 4.0]), "grad_eclip": run([1.5, 1.0, 5.0])}}
+    compared = global_loss_against(record)
+    assert compared["none"] == {"higher": 0, "steps": 3, "mean_ratio": 1.0}
+    assert compared["grad_eclip"]["higher"] == 2
+    assert compared["grad_eclip"]["mean_ratio"] == pytest.approx((1.5 + 0.5 + 1.25) / 3)
+    record["runs"]["uniform"] = run([1.0])
+    with pytest.raises(ValueError, match="logged 1 steps"):
+        global_loss_against(record)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import gradeclip_lib as gl
 from gradeclip_lib.metrics import energy_pointing_game, pointing_game
 
 
@@ -159,3 +160,35 @@ def test_factors_by_averages_the_named_and_other_objects():
     out = factors_by([scene], terms, key=lambda s: s.objects[0].colour)
     assert out == {"red": {"lam_named": pytest.approx(0.2), "lam_others": pytest.approx(0.8),
                            "evidence_named": pytest.approx(0.25)}}
+
+
+def test_paired_comparison_counts_the_discordant_scenes():
+    # 8 scenes only a is right on, 2 only b, 30 both, 10 neither
+    a = [True] * 8 + [False] * 2 + [True] * 30 + [False] * 10
+    b = [False] * 8 + [True] * 2 + [True] * 30 + [False] * 10
+    cmp = gl.metrics.paired_comparison(a, b)
+    assert (cmp.only_a, cmp.only_b, cmp.n) == (8, 2, 50)
+    assert cmp.difference == pytest.approx(6 / 50)
+    assert cmp.p_value == pytest.approx(2 * (1 + 10 + 45) / 1024)  # binomial tail of 10 fair coins, <= 2
+    spread = 1.959964 * ((10 / 50 - (6 / 50) ** 2) / 50) ** 0.5
+    assert (cmp.low, cmp.high) == pytest.approx((6 / 50 - spread, 6 / 50 + spread), abs=1e-6)
+    assert not cmp.apart and "cannot be told apart on these 50 scenes" in gl.metrics.word_difference("A", "B", cmp)
+    swapped = gl.metrics.paired_comparison(b, a)
+    assert swapped.difference == -cmp.difference and swapped.p_value == cmp.p_value
+
+
+@pytest.mark.parametrize("only_a,only_b", [(0, 0), (3, 0), (20, 5), (40, 21), (7, 7)])
+def test_mcnemar_exact_equals_a_two_sided_binomial_test(only_a, only_b):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    a = [True] * only_a + [False] * only_b + [True] * 5
+    b = [False] * only_a + [True] * only_b + [True] * 5
+    cmp = gl.metrics.paired_comparison(a, b)
+    expected = 1.0 if only_a + only_b == 0 else scipy_stats.binomtest(only_a, only_a + only_b).pvalue
+    assert cmp.p_value == pytest.approx(expected)
+    if cmp.apart:
+        assert gl.metrics.word_difference("A", "B", cmp) == "A points right more often than B"
+
+
+def test_paired_comparison_needs_the_same_scenes():
+    with pytest.raises(ValueError, match="same scenes"):
+        gl.metrics.paired_comparison([True, False], [True])

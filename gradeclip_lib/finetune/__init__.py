@@ -5,7 +5,7 @@ contrastive loss. Generic pieces here; the ShapesWorld run with its controls in 
 from .dense import encode_with_dense
 from .loss import region_phrase_loss
 from .regions import REGION_SOURCES, mask_weights, pool_regions, uniform_weights
-from .report import finetune_table, plot_finetune, plot_losses
+from .report import finetune_table, global_loss_against, plot_finetune, plot_losses
 
-__all__ = ["REGION_SOURCES", "encode_with_dense", "finetune_table", "mask_weights", "plot_finetune", "plot_losses",
-           "pool_regions", "region_phrase_loss", "uniform_weights"]
+__all__ = ["REGION_SOURCES", "encode_with_dense", "finetune_table", "global_loss_against", "mask_weights",
+           "plot_finetune", "plot_losses", "pool_regions", "region_phrase_loss", "uniform_weights"]

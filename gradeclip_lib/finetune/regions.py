@@ -1,13 +1,14 @@
 """Where each phrase's region lies on the patch grid, as weights summing to 1 over patches, from one of
-three sources: a Grad-ECLIP map of a frozen model (the method), the true object mask (the upper bound),
-or all patches alike (the lower bound); and region embeddings pooled with those weights."""
+four sources: a Grad-ECLIP map of a frozen model (the method), the frozen model's raw attention (a saliency
+that does not read the phrase), the true object mask (the upper bound), or all patches alike (the lower
+bound); and region embeddings pooled with those weights."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-REGION_SOURCES = ("grad_eclip", "masks", "uniform")
+REGION_SOURCES = ("grad_eclip", "attention", "masks", "uniform")
 
 
 def mask_weights(masks: torch.Tensor, patch: int) -> torch.Tensor:

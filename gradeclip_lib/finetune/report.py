@@ -12,7 +12,8 @@ from ..metrics import format_rate
 from ..outputs import Table
 
 LABELS = {"before": "before", "grad_eclip": "Grad-ECLIP regions", "none": "global loss only",
-          "masks": "true masks (upper bound)", "uniform": "uniform (lower bound)"}
+          "masks": "true masks (upper bound)", "uniform": "uniform (lower bound)",
+          "attention": "raw attention (blind to the phrase)"}
 METRICS = {"region": "region class.", "pointing_dense": "pointing, dense", "pointing_grad_eclip":
            "pointing, Grad-ECLIP", "binding": "binding", "zero_shot": "zero-shot"}
 
@@ -23,7 +24,7 @@ def rows_of(record: Mapping) -> dict[str, Mapping]:
 
 
 SHORT = {"before": "before", "grad_eclip": "Grad-ECLIP", "none": "global only", "masks": "true masks",
-         "uniform": "uniform"}
+         "uniform": "uniform", "attention": "raw attention"}
 
 
 def finetune_table(record: Mapping, metrics: tuple[str, ...] = tuple(METRICS)) -> Table:
@@ -71,3 +72,17 @@ def plot_losses(record: Mapping, ax=None):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False)
     return ax
+
+
+def global_loss_against(record: Mapping, reference: str = "none") -> dict[str, dict]:
+    """For each run, how its logged global loss compares with the ``reference`` run's at the same steps (the
+    same batches): the steps where it is higher, the steps logged, and its mean ratio to the reference."""
+    base = record["runs"][reference]["history"]["global"]
+    out = {}
+    for name, run in record["runs"].items():
+        mine = run["history"]["global"]
+        if len(mine) != len(base):
+            raise ValueError(f"run {name!r} logged {len(mine)} steps, {reference!r} {len(base)}")
+        out[name] = {"higher": sum(a > b for a, b in zip(mine, base)), "steps": len(base),
+                     "mean_ratio": float(np.mean([a / b for a, b in zip(mine, base)]))}
+    return out

@@ -1,8 +1,10 @@
 """The fine-tuning run on ShapesWorld, with its controls and its before/after measurements.
 
-Starting from the shipped model, the same steps on the same scenes are run four times: regions from
+Starting from the shipped model, the same steps on the same scenes are run five times: regions from
 Grad-ECLIP maps of the frozen base model (the method), the global contrastive loss only (does the local
-loss add anything?), regions from the true masks (upper bound) and uniform regions (lower bound).
+loss add anything?), regions from the true masks (upper bound), uniform regions (lower bound), and regions
+from the frozen model's raw attention (a saliency blind to the phrase: do the maps help by reading the
+text, or would any saliency do?).
 `python -m gradeclip_lib shapes finetune` repeats it; finished runs are kept in the results file."""
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .loss import region_phrase_loss
 from .regions import REGION_SOURCES, map_weights, mask_weights, pool_regions, uniform_weights
 
 RESULTS_FILE = DATA_DIR / "results" / "finetune.json"
-RUNS = ("grad_eclip", "none", "masks", "uniform")  # "none": the global loss only
+RUNS = ("grad_eclip", "none", "masks", "uniform", "attention")  # "none": the global loss only
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,13 @@ class FinetuneData:
 
 def build_data(base: Clip, scenes: int, seed: int, n_objects: tuple[int, int] = (1, 3)) -> FinetuneData:
     """Scenes of the fine-tuning seed (100 000 + seed: none of them seen in training or measured in the
-    book) with region weights from the frozen ``base`` model's Grad-ECLIP maps, the masks, and uniform."""
+    book) with region weights from the frozen ``base`` model's Grad-ECLIP maps and raw attention (the last
+    block's class-token row, the same for every object of a scene), the masks, and uniform."""
     drawn = make_scenes(scenes, seed=100_000 + seed, n_objects=n_objects, size=image_size(base))
     objects = [o for s in drawn for o in s.objects]
-    maps = explain(base, [s.image for s in drawn for _ in s.objects], [o.phrase for o in objects], batch_size=256)
+    images = [s.image for s in drawn for _ in s.objects]
+    maps = explain(base, images, [o.phrase for o in objects], batch_size=256)
+    attention = explain(base, images, [o.phrase for o in objects], method="self_attention", batch_size=256)
     count = torch.tensor([len(s.objects) for s in drawn])
     patches = maps.maps[0].numel()
     return FinetuneData(
@@ -79,7 +84,7 @@ def build_data(base: Clip, scenes: int, seed: int, n_objects: tuple[int, int] = 
         sets=torch.tensor([object_bits(s.objects) for s in drawn]),
         first=torch.cumsum(count, 0) - count, count=count,
         label=torch.tensor([PROMPTS.index(o.phrase) for o in objects]),
-        weights={"grad_eclip": map_weights(maps.maps.detach()),
+        weights={"grad_eclip": map_weights(maps.maps.detach()), "attention": map_weights(attention.maps.detach()),
                  "masks": mask_weights(torch.stack([torch.from_numpy(o.mask) for o in objects]), base.patch_size),
                  "uniform": uniform_weights(len(objects), patches)},
     )

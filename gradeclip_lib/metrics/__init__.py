@@ -3,15 +3,19 @@
 from .correlation import bootstrap_interval, pearson, r_squared, spearman_with_interval
 from .intervals import format_rate, rate_with_interval, wilson_interval
 from .localisation import energy_pointing_game, pointing_game
+from .paired import PairedComparison, paired_comparison, word_difference
 
 __all__ = [
+    "PairedComparison",
     "bootstrap_interval",
     "energy_pointing_game",
     "format_rate",
+    "paired_comparison",
     "pearson",
     "pointing_game",
     "r_squared",
     "rate_with_interval",
     "spearman_with_interval",
     "wilson_interval",
+    "word_difference",
 ]

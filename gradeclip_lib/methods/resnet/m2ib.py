@@ -14,7 +14,8 @@ from ..m2ib import fit_bottleneck
 from ..registry import MethodOutput, register
 
 
-@register("m2ib", families=["clip_resnet"], cost="steps x samples x (fwd + bwd) of the stages after the bottleneck")
+@register("m2ib", families=["clip_resnet"],
+          cost="(steps - 1) x samples x (fwd + bwd) of the stages after the bottleneck")
 def m2ib_resnet(clip: Clip, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor, stage: int = 3,
                 beta: float = 0.1, var: float = 1.0, steps: int = 10, lr: float = 1.0, samples: int = 10,
                 seed: int = 0) -> MethodOutput:
