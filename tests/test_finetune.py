@@ -87,7 +87,7 @@ def test_data_rows_point_at_their_scenes_objects(small_data):
     assert torch.allclose(data.weights["grad_eclip"][int(data.first[s])], ge / ge.sum(), atol=1e-5)
     assert torch.allclose(data.weights["masks"].sum(1), torch.ones(len(data.label)))
     # raw attention: the last block's class-token row, blind to the phrase (one map for all objects of a scene)
-    attn = gl.explain(base, scenes[s].image, "anything", method="self_attention").maps[0].flatten()
+    attn = gl.explain(base, scenes[s].image, "a red circle", method="self_attention").maps[0].flatten()
     assert torch.allclose(data.weights["attention"][int(data.first[s])], attn / attn.sum(), atol=1e-5)
     assert all(torch.equal(data.weights["attention"][r], data.weights["attention"][int(data.first[s])]) for r in rows)
 
