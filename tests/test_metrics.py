@@ -192,3 +192,40 @@ def test_mcnemar_exact_equals_a_two_sided_binomial_test(only_a, only_b):
 def test_paired_comparison_needs_the_same_scenes():
     with pytest.raises(ValueError, match="same scenes"):
         gl.metrics.paired_comparison([True, False], [True])
+
+
+def brute_force_ap(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Average precision from its definition: precision at each distinct threshold times recall's gain."""
+    ap, last_recall = 0.0, 0.0
+    for t in sorted(set(scores.flatten().tolist()), reverse=True):
+        chosen = scores >= t
+        tp = float((chosen & labels).sum())
+        precision, recall = tp / float(chosen.sum()), tp / float(labels.sum())
+        ap += (recall - last_recall) * precision
+        last_recall = recall
+    return ap
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_average_precision_follows_its_definition_with_ties(seed):
+    gen = torch.Generator().manual_seed(seed)
+    maps = torch.randint(0, 6, (3, 9, 11), generator=gen).float()  # many tied values
+    masks = torch.rand(3, 9, 11, generator=gen) > 0.7
+    got = gl.metrics.average_precision(maps, masks)
+    expected = torch.tensor([brute_force_ap(m, k) for m, k in zip(maps, masks)])
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+
+
+def test_segmentation_metrics_on_maps_whose_answer_is_known():
+    mask = torch.zeros(4, 4, dtype=torch.bool)
+    mask[:2, :2] = True  # 4 of 16 pixels
+    perfect, constant = mask.float(), torch.ones(4, 4)
+    half = torch.zeros(4, 4)
+    half[:2, :] = 1.0  # the object and as much background: above the mean on 8 pixels
+    maps, masks = torch.stack([perfect, constant, half]), torch.stack([mask] * 3)
+    torch.testing.assert_close(gl.metrics.average_precision(maps, masks), torch.tensor([1.0, 0.25, 0.5]))
+    torch.testing.assert_close(gl.metrics.pixel_accuracy(maps, masks), torch.tensor([1.0, 0.75, 0.75]))
+    # constant: nothing above the mean, object IoU 0, background 12/16; half: object 4/8, background 8/12
+    torch.testing.assert_close(gl.metrics.mean_iou(maps, masks), torch.tensor([1.0, 0.375, (0.5 + 8 / 12) / 2]))
+    with pytest.raises(ValueError, match="upsample first"):
+        gl.metrics.pixel_accuracy(torch.zeros(1, 4, 4), torch.zeros(1, 8, 8, dtype=torch.bool))

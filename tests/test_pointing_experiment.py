@@ -56,3 +56,15 @@ def test_random_maps_do_not_depend_on_the_batch(family):
 def test_a_method_of_another_family_is_refused_before_any_scene():
     with pytest.raises(gl.UnsupportedModelError, match="rollout"):
         localisation(MODELS["classifier"](), "rollout", n=1000)
+
+
+def test_segmentation_metrics_equal_those_of_the_maps_computed_here():
+    model = MODELS["clip"]()
+    result = localisation(model, "grad_eclip", n_objects=2, n=5, scene_seed=8, batch=2)
+    scenes = gl.synthetic.make_scenes(5, seed=8, n_objects=2, size=image_size(model))
+    maps = gl.explain(model, [s.image for s in scenes], [s.objects[0].phrase for s in scenes]).upsampled()
+    masks = torch.stack([torch.from_numpy(s.objects[0].mask) for s in scenes])
+    for key, metric in (("pixel_accuracy", gl.metrics.pixel_accuracy), ("miou", gl.metrics.mean_iou),
+                        ("ap", gl.metrics.average_precision)):
+        torch.testing.assert_close(result[key], metric(maps, masks), atol=1e-6, rtol=1e-5)
+    assert float(result["ap"].mean()) > float(masks.float().mean())  # better than a constant map's AP

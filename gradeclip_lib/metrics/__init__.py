@@ -4,14 +4,18 @@ from .correlation import bootstrap_interval, pearson, r_squared, spearman_with_i
 from .intervals import format_rate, rate_with_interval, wilson_interval
 from .localisation import energy_pointing_game, pointing_game
 from .paired import PairedComparison, paired_comparison, word_difference
+from .segmentation import average_precision, mean_iou, pixel_accuracy
 
 __all__ = [
     "PairedComparison",
+    "average_precision",
     "bootstrap_interval",
     "energy_pointing_game",
     "format_rate",
+    "mean_iou",
     "paired_comparison",
     "pearson",
+    "pixel_accuracy",
     "pointing_game",
     "r_squared",
     "rate_with_interval",
