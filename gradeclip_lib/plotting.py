@@ -473,6 +473,37 @@ def plot_method_rates(rows: Sequence[Mapping], group: str = "objects", y: str = 
     return ax
 
 
+@saveable
+def plot_randomisation(rows: Sequence[Mapping], metrics: Sequence[str] = ("spearman", "ssim"), axes=None):
+    """The model-parameter randomisation test: for each method, the mean similarity of its maps to the
+    trained model's (one panel per metric) as the model is randomised stage by stage, with a band of two
+    standard errors over scenes. A curve that stays high belongs to a map that does not depend on the model."""
+    stages = list(dict.fromkeys((r["stage"], r["randomised"]) for r in sorted(rows, key=lambda r: r["stage"])))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    if axes is None:
+        _, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.8), sharey=True, squeeze=False)
+        axes = axes[0]
+    xs = np.arange(len(stages))
+    for ax, metric in zip(axes, metrics):
+        for j, method in enumerate(methods):
+            mine = {r["stage"]: torch.as_tensor(r[metric]).double() for r in rows if r["method"] == method}
+            mean = np.array([float(mine[s].mean()) for s, _ in stages])
+            se = np.array([float(mine[s].std() / len(mine[s]) ** 0.5) if len(mine[s]) > 1 else 0.0
+                           for s, _ in stages])
+            style = "--" if j >= 10 else "-"
+            ax.plot(xs, mean, style, marker="o", markersize=3, label=method, color=f"C{j % 10}")
+            ax.fill_between(xs, mean - 2 * se, mean + 2 * se, alpha=0.15, color=f"C{j % 10}")
+        ax.set_xticks(xs, [name for _, name in stages], rotation=45, ha="right")
+        ax.set_title({"spearman": "Spearman (token grid)", "ssim": "SSIM (upsampled)"}.get(metric, metric),
+                     fontsize=10)
+        ax.axhline(0, color="grey", linewidth=0.6)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("similarity to the trained model's map")
+    axes[0].set_xlabel("randomised up to")
+    axes[-1].legend(fontsize=7, loc="upper right", frameon=False)
+    return axes
+
+
 def table_html(rows: Sequence[Sequence], columns: Sequence[str], digits: int = 3) -> str:
     """A small HTML table (numbers rounded), for results computed in a chapter; `Table` also prints as
     Markdown in the PDF."""

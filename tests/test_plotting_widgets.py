@@ -330,3 +330,19 @@ def test_size_growth_plots_seconds_and_added_memory_log_log():
     assert list(grad_eclip.get_ydata()) == pytest.approx([0.08 * p / 1024 for p in (196, 3072, 47628)])
     assert linear.get_ydata()[-1] == pytest.approx(grad_eclip.get_ydata()[-1])  # the slope-1 guide meets the last point
     assert list(left.get_lines()[0].get_xdata()) == [196, 3072, 47628]
+
+
+def test_plot_randomisation_draws_each_methods_mean_per_stage():
+
+    rows = [{"method": m, "stage": s, "randomised": name, "spearman": torch.tensor([v, v + 0.2]),
+             "ssim": torch.tensor([v / 2, v / 2])}
+            for m, base in (("a", 1.0), ("b", 0.5)) for s, name in enumerate(["trained", "head", "block 0"])
+            for v in [base - 0.3 * s]]
+    axes = gl.plotting.plot_randomisation(rows)
+    assert len(axes) == 2
+    lines = axes[0].get_lines()
+    a = next(line for line in lines if line.get_label() == "a")
+    assert list(a.get_ydata()) == pytest.approx([1.1, 0.8, 0.5])
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["trained", "head", "block 0"]
+    b = next(line for line in axes[1].get_lines() if line.get_label() == "b")
+    assert list(b.get_ydata()) == pytest.approx([0.25, 0.1, -0.05])
