@@ -500,7 +500,7 @@ def plot_randomisation(rows: Sequence[Mapping], metrics: Sequence[str] = ("spear
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("similarity to the trained model's map")
     axes[0].set_xlabel("randomised up to")
-    axes[-1].legend(fontsize=7, loc="upper right", frameon=False)
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     return axes
 
 
