@@ -34,10 +34,9 @@ def openai_model(model: torch.nn.Module) -> torch.nn.Module:
     module_spec = importlib.util.spec_from_file_location("openai_clip_model", source)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    dtype = next(model.parameters()).dtype
-    openai = module.build_model({k: v.clone() for k, v in weights.items()})  # casts to fp16 on the way
-    openai = openai.to(dtype=dtype)
+    weights = model.state_dict()
+    openai = module.build_model(dict(weights))  # copies them, in fp16 (it deletes keys of the dict it gets)
+    openai = openai.to(dtype=next(model.parameters()).dtype)
     openai.load_state_dict(weights)  # the exact weights again, not their fp16 rounding
     return openai.to(next(model.parameters()).device).eval()
 

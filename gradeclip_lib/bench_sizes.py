@@ -41,6 +41,9 @@ def reset_peak():  # Linux: the resident peak (VmHWM) starts again from the curr
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
 
+def current_mb():
+    return torch.cuda.memory_allocated() / 2**20 if gpu else status_mb("VmRSS:")
+
 def peak_mb():
     if gpu:
         return torch.cuda.max_memory_allocated() / 2**20
@@ -62,7 +65,7 @@ text = torch.nn.functional.normalize(torch.randn(1, clip.embed_dim, generator=to
 pixels, _ = prepare([photo], clip.patch_size, clip.mean, clip.std)
 batch = pixels[0][None].to(device, clip.dtype)
 reset_peak()
-base = torch.cuda.memory_allocated() / 2**20 if gpu else status_mb("VmRSS:")
+base = current_mb()
 _, forward_s = timed(lambda: adapter_for(clip).features(batch))
 forward_mb = peak_mb()
 reset_peak()
@@ -83,7 +86,7 @@ if authors:
         limit = int(psutil.Process().memory_info().vms + 0.9 * psutil.virtual_memory().available)
         resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
     reset_peak()
-    row["authors_base_mb"] = torch.cuda.memory_allocated() / 2**20 if gpu else status_mb("VmRSS:")
+    row["authors_base_mb"] = current_mb()
     try:
         (theirs, _), authors_s = timed(lambda: authors_map(functions, batch, text[0].to(device)))
         row.update(authors_s=authors_s, authors_peak_mb=peak_mb(),

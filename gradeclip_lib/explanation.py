@@ -11,7 +11,8 @@ import torch.nn.functional as F
 Maps = torch.Tensor | list[torch.Tensor]
 
 
-def _minmax(m: torch.Tensor) -> torch.Tensor:
+def minmax(m: torch.Tensor) -> torch.Tensor:
+    """Each map [..., h, w] scaled to [0, 1] over its own pixels."""
     lo, hi = m.amin(dim=(-2, -1), keepdim=True), m.amax(dim=(-2, -1), keepdim=True)
     return (m - lo) / (hi - lo).clamp_min(1e-12)
 
@@ -45,8 +46,8 @@ class Explanation:
     def normalized(self) -> Maps:
         """Each map min-max scaled to [0, 1]."""
         if isinstance(self.maps, torch.Tensor):
-            return _minmax(self.maps)
-        return [_minmax(m) for m in self.maps]
+            return minmax(self.maps)
+        return [minmax(m) for m in self.maps]
 
     def upsampled(self, normalized: bool = True) -> Maps:
         """Each map resized (bilinear) to the image region it covers (``image_sizes``): [B, H, W], or a list."""

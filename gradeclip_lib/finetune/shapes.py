@@ -73,10 +73,11 @@ def build_data(base: Clip, scenes: int, seed: int, n_objects: tuple[int, int] = 
     block's class-token row, the same for every object of a scene), the masks, and uniform."""
     drawn = make_scenes(scenes, seed=100_000 + seed, n_objects=n_objects, size=image_size(base))
     objects = [o for s in drawn for o in s.objects]
-    images = [s.image for s in drawn for _ in s.objects]
-    maps = explain(base, images, [o.phrase for o in objects], batch_size=256)
-    attention = explain(base, images, [o.phrase for o in objects], method="self_attention", batch_size=256)
+    maps = explain(base, [s.image for s in drawn for _ in s.objects], [o.phrase for o in objects], batch_size=256)
     count = torch.tensor([len(s.objects) for s in drawn])
+    # text-blind: one map per scene, repeated for each of its objects
+    attention = explain(base, [s.image for s in drawn], [s.objects[0].phrase for s in drawn],
+                        method="self_attention", batch_size=256).maps.repeat_interleave(count, dim=0)
     patches = maps.maps[0].numel()
     return FinetuneData(
         images=torch.stack([torch.from_numpy(np.array(s.image)).permute(2, 0, 1) for s in drawn]),
@@ -84,7 +85,7 @@ def build_data(base: Clip, scenes: int, seed: int, n_objects: tuple[int, int] = 
         sets=torch.tensor([object_bits(s.objects) for s in drawn]),
         first=torch.cumsum(count, 0) - count, count=count,
         label=torch.tensor([PROMPTS.index(o.phrase) for o in objects]),
-        weights={"grad_eclip": map_weights(maps.maps.detach()), "attention": map_weights(attention.maps.detach()),
+        weights={"grad_eclip": map_weights(maps.maps.detach()), "attention": map_weights(attention.detach()),
                  "masks": mask_weights(torch.stack([torch.from_numpy(o.mask) for o in objects]), base.patch_size),
                  "uniform": uniform_weights(len(objects), patches)},
     )

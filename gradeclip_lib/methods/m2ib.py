@@ -31,13 +31,13 @@ def fit_bottleneck(feats: torch.Tensor, finish: Callable[[torch.Tensor], torch.T
     """Fit one bottleneck per row of ``feats`` [B, N, D] (float32); ``finish`` maps bottlenecked features
     [S*B, N, D] to embeddings. Returns the capacity per token [B, N] of the last forward (the authors' map:
     their interpreter keeps the capacity its last forward buffered, before that step's update)."""
+    if steps < 1:
+        raise ValueError(f"M2IB needs at least one step, got steps={steps}")
     std = var**0.5
     alpha = torch.full_like(feats, 5.0, requires_grad=True)
     opt = torch.optim.Adam([alpha], lr=lr)
     gen = torch.Generator(device=feats.device).manual_seed(seed)
     target = targets.float().repeat(samples, 1)
-    if steps < 1:
-        raise ValueError(f"M2IB needs at least one step, got steps={steps}")
     for step in range(steps):
         lam = torch.sigmoid(alpha)
         mu, noise_var = feats / std * lam, (1 - lam).pow(2)

@@ -3,10 +3,6 @@ trained model and on copies randomised from the top, compared scene by scene."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import torch
-
 from ..explain import explain
 from ..memo import memoized
 from ..models.clip import Clip
@@ -40,10 +36,3 @@ def cascading_randomisation(clip: Clip, methods: dict[str, dict], n: int = 30, n
                          "spearman": spearman_per_map(reference[0], maps), "ssim": ssim(reference[1], up)})
     return rows
 
-
-def mean_curves(rows: Sequence[dict], metric: str = "spearman") -> dict[str, list[float]]:
-    """Method -> its mean ``metric`` at each stage, in order."""
-    out: dict[str, list[float]] = {}
-    for r in sorted(rows, key=lambda r: r["stage"]):
-        out.setdefault(r["method"], []).append(float(torch.as_tensor(r[metric]).mean()))
-    return out

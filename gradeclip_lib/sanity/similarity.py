@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
+from ..explanation import minmax
+
 
 def spearman_per_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Rank correlation [B] of each pair of maps [B, h, w] (ties get average ranks; a constant map gives 0)."""
@@ -19,17 +21,11 @@ def spearman_per_map(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.tensor(out)
 
 
-def _minmax(x: torch.Tensor) -> torch.Tensor:
-    flat = x.flatten(1)
-    low, high = flat.min(1).values[:, None], flat.max(1).values[:, None]
-    return ((flat - low) / (high - low).clamp_min(1e-12)).reshape(x.shape)
-
-
 def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
     """Mean structural similarity [B] of min-maxed maps [B, H, W], as scikit-image's default computes it
     (uniform ``window`` x ``window`` windows, sample covariances, data range 1, the image's border where the
     window does not fit left out)."""
-    x, y = _minmax(a.double())[:, None], _minmax(b.double())[:, None]
+    x, y = minmax(a.double())[:, None], minmax(b.double())[:, None]
     if min(x.shape[-2:]) < window:
         raise ValueError(f"maps of {tuple(x.shape[-2:])} are smaller than the {window} x {window} window: upsample")
 
