@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--positives", choices=POSITIVES, default=None,
                         help="a caption is right for every image holding its objects (subset) or only for exactly "
                              f"them (same; default {d.positives})")
+    recipe.add_argument("--shuffle-captions", action="store_const", const=True, default=None,
+                        help="pair each image with another image's caption (the data-randomisation control)")
     recipe.add_argument("--lr", type=float, default=None, help=f"peak learning rate (default {d.lr})")
     recipe.add_argument("--precision", choices=PRECISIONS, default=None,
                         help=f"autocast precision; weights stay fp32 (default {d.precision})")
@@ -120,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 RECIPE_OPTIONS = {"steps": "steps", "batch_size": "batch_size", "scenes": "scenes", "lr": "lr",
                   "objects": "n_objects", "partial_captions": "partial_captions", "positives": "positives",
-                  "precision": "precision", "seed": "seed", "eval_every": "eval_every"}  # option -> TrainConfig
+                  "shuffle_captions": "shuffle_captions", "precision": "precision", "seed": "seed",
+                  "eval_every": "eval_every"}  # option -> TrainConfig
 
 
 def train_config(args: argparse.Namespace):

@@ -7,7 +7,15 @@ import torch
 from conftest import make_tiny_clip
 from scipy import ndimage, stats
 
-from gradeclip_lib.sanity import cascading_randomisation, randomised_copy, spearman_per_map, ssim, stage_names
+from gradeclip_lib.sanity import (
+    cascading_randomisation,
+    data_randomisation,
+    randomise_stage,
+    randomised_copy,
+    spearman_per_map,
+    ssim,
+    stage_names,
+)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +53,16 @@ def test_cascading_copies_change_the_head_then_the_blocks_from_the_top(tiny):
     assert changed(again, randomised_copy(tiny, 2, seed=3)) == set() and changed(again, randomised_copy(tiny, 2))
     with pytest.raises(ValueError, match="from 0"):
         randomised_copy(tiny, 5)
+
+
+def test_a_part_gets_the_same_weights_alone_or_in_the_cascade(tiny):
+    """Each part draws from its own seed: Quantus's order of resets, or ours, gives the same copy."""
+    cascade = randomised_copy(tiny, 3, seed=1).model.visual.state_dict()
+    alone = randomised_copy(tiny, 3, seed=1, cascading=False).model.visual.state_dict()
+    block1 = [k for k in alone if k.startswith("transformer.resblocks.1.")]
+    assert block1 and all(torch.equal(cascade[k], alone[k]) for k in block1)
+    with pytest.raises(ValueError, match="no part"):
+        randomise_stage(tiny, "block 7")
 
 
 def skimage_ssim(x: np.ndarray, y: np.ndarray, window: int = 7) -> float:
@@ -97,3 +115,16 @@ def test_the_experiment_separates_a_model_blind_map_from_grad_eclip(tiny):
         assert torch.allclose(by[m, "trained"]["ssim"], torch.ones(4))
     assert all(torch.allclose(by["random", s]["spearman"], torch.ones(4)) for s in stages)  # blind to the model
     assert float(by["Grad-ECLIP", "block 0"]["spearman"].mean()) < 0.9  # a randomised model, another map
+
+
+def test_data_randomisation_compares_maps_and_pointing_on_the_same_scenes(tiny):
+    methods = {"Grad-ECLIP": {"method": "grad_eclip"}, "random": {"method": "random"}}
+    same = {r["method"]: r for r in data_randomisation(tiny, tiny, methods, n=4)}
+    for r in same.values():  # a model against itself: the same maps, the same hits
+        assert torch.allclose(r["spearman"], torch.ones(4)) and torch.allclose(r["ssim"], torch.ones(4))
+        assert torch.equal(r["hits"], r["hits_control"]) and r["hits"].dtype == torch.bool
+    other = {r["method"]: r for r in data_randomisation(tiny, randomised_copy(tiny, 4), methods, n=4)}
+    assert torch.allclose(other["random"]["spearman"], torch.ones(4))  # blind to the model
+    assert float(other["Grad-ECLIP"]["spearman"].mean()) < 0.9
+    with pytest.raises(ValueError, match="px"):
+        data_randomisation(tiny, make_tiny_clip(vision_layers=3, image_size=48), methods, n=2)

@@ -157,7 +157,7 @@ def test_localisation_table_rows():
         assert 0 <= r["pointing"] <= 1 and 0 <= r["energy"] <= 1 and len(r["hits"]) == 4
 
 
-@pytest.mark.parametrize("which", ["shipped", "defaults"])
+@pytest.mark.parametrize("which", ["shipped", "defaults", "shuffled"])
 def test_train_command_reproduces_the_config_of_a_run(which):
     import json
     from dataclasses import asdict
@@ -169,10 +169,27 @@ def test_train_command_reproduces_the_config_of_a_run(which):
     if which == "shipped":  # the history written with the model in data/shapes
         config = json.loads((SHAPES_DIR / "history.json").read_text())["config"]
     else:
-        config = json.loads(json.dumps(asdict(TrainConfig(steps=123, partial_captions=0.25, n_objects=(2, 3)))))
+        cfg = TrainConfig(steps=123, partial_captions=0.25, n_objects=(2, 3), shuffle_captions=which == "shuffled")
+        config = json.loads(json.dumps(asdict(cfg)))
     command = train_command(config)
     assert command.startswith("python -m gradeclip_lib shapes train ")
     parsed = asdict(train_config(build_parser().parse_args(command.split()[4:])))
-    expected = {"partial_captions": 0.0, "positives": "same", "precision": "fp32", **config}  # older histories
+    expected = {"partial_captions": 0.0, "positives": "same", "precision": "fp32", "shuffle_captions": False,
+                **config}  # older histories
     expected.pop("device", None)
     assert json.loads(json.dumps(parsed)) == expected
+
+
+def test_shuffled_captions_pair_each_image_with_another_caption_and_follow_it():
+    from gradeclip_lib.shapesworld.train_clip import shuffled_captions
+    from gradeclip_lib.synthetic.data import render_scenes
+
+    data = render_scenes(40, seed=5, n_objects=(1, 2), size=32, workers=1, progress=False)
+    shuffled = shuffled_captions(data, seed=0)
+    assert torch.equal(shuffled.images, data.images)  # the images stay in place
+    rows = {tuple(r) for r in data.ids.tolist()}
+    assert {tuple(r) for r in shuffled.ids.tolist()} == rows  # the same captions, moved
+    moved = (shuffled.ids != data.ids).any(1)
+    assert moved.float().mean() > 0.8
+    assert torch.equal(shuffled.image_sets, shuffled.caption_sets)  # the target follows the new caption
+    assert torch.equal(shuffled_captions(data, seed=0).ids, shuffled.ids)  # seeded

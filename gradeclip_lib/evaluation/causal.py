@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 
 from .perturb import pixel_ranks
-from .preprocess import crop_batch, crop_size
+from .preprocess import crop_batch
 from .protocol import Batch, ZeroShot
 
 
@@ -29,7 +29,7 @@ def causal_curves(zs: ZeroShot, batch: Batch, maps: Sequence[torch.Tensor], clas
                   step: int | None = None, rows_per_build: int = 256) -> dict[str, torch.Tensor]:
     """Probability curves [N, n + 1] of ``classes`` for RISE deletion and insertion, n = ceil(S*S / step),
     ``step`` = S pixels by default (224 for a 224-px model, as in RISE)."""
-    clip, size = zs.clip, crop_size(zs.clip)
+    clip, size = zs.clip, zs.clip.crop_size
     step = step or size
     n_steps = math.ceil(size * size / step)
     counts = torch.arange(n_steps + 1, device=clip.device) * step

@@ -18,12 +18,6 @@ def to_pixels(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()
 
 
-def crop_size(clip: Clip) -> int:
-    """The side of the model's square input."""
-    size = clip.preprocess_cfg.size
-    return int(size if isinstance(size, int) else size[0])
-
-
 def _resize(images: torch.Tensor, size: int | list[int]) -> torch.Tensor:
     """Bicubic, antialiased resize of pixel values in [0, 255], rounded and clipped like a PIL uint8 image."""
     out = TF.resize(images.float(), size, interpolation=InterpolationMode.BICUBIC, antialias=True)
@@ -40,7 +34,7 @@ def normalize(clip: Clip, images: torch.Tensor) -> torch.Tensor:
 def crop_batch(clip: Clip, images: torch.Tensor) -> torch.Tensor:
     """``clip.crop`` for a batch of same-size images [N, 3, H, W] (uint8 or floats in [0, 255]):
     the shorter side resized to the model's size (bicubic), centre crop, normalisation."""
-    size = crop_size(clip)
+    size = clip.crop_size
     resized = _resize(images, size) if min(images.shape[-2:]) != size else images.float()
     return normalize(clip, TF.center_crop(resized, [size, size]))
 

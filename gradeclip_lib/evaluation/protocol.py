@@ -20,7 +20,7 @@ from ..methods.registry import lookup
 from ..models.clip import Clip
 from .curves import checkpoint_counts
 from .perturb import image_seed, perturbed, pixel_ranks, upsample_maps
-from .preprocess import crop_batch, crop_size, keep_size_batch
+from .preprocess import crop_batch, keep_size_batch
 
 TARGETS = ("gt", "pred")
 
@@ -45,7 +45,7 @@ class ZeroShot:
     def black_logits(self) -> torch.Tensor:
         """Logits [1, C] of a black image (where every insertion curve starts), computed once."""
         if self._black is None:
-            side = crop_size(self.clip)
+            side = self.clip.crop_size
             self._black = self.logits(crop_batch(self.clip, torch.zeros(1, 3, side, side, device=self.clip.device)))
         return self._black
 

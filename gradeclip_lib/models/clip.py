@@ -136,6 +136,12 @@ class Clip:
         return ph
 
     @property
+    def crop_size(self) -> int:
+        """The side of the model's square input (what ``preprocess="crop"`` resizes to)."""
+        size = self.preprocess_cfg.size
+        return int(size if isinstance(size, int) else size[0])
+
+    @property
     def mean(self) -> tuple[float, ...]:
         return tuple(self.preprocess_cfg.mean)
 

@@ -28,6 +28,23 @@ def _reinitialise(module: nn.Module) -> None:
             sub.reset_parameters()
 
 
+def randomise_stage(clip: Clip, name: str, seed: int = 0) -> None:
+    """Re-initialise one part of ``clip``'s image tower in place (a name of `stage_names`), from a seed of its
+    own (``seed`` and the part's place in the cascade), so that a part gets the same weights in any order."""
+    names = stage_names(clip)
+    if name not in names:
+        raise ValueError(f"no part {name!r}; the parts are {names}")
+    visual = clip.model.visual
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1000 * seed + names.index(name))
+        if name == STAGES_HEAD:
+            visual.ln_post.reset_parameters()
+            with torch.no_grad():
+                visual.proj.normal_(0, visual.proj.shape[0] ** -0.5)  # open_clip's initialisation
+        else:
+            _reinitialise(visual.transformer.resblocks[int(name.split()[1])])
+
+
 def randomised_copy(clip: Clip, stages: int, seed: int = 0, cascading: bool = True) -> Clip:
     """A copy of ``clip`` (left unchanged) with the first ``stages`` parts of `stage_names` re-initialised
     (``cascading``), or only the part of index ``stages - 1`` (independent randomisation)."""
@@ -36,19 +53,10 @@ def randomised_copy(clip: Clip, stages: int, seed: int = 0, cascading: bool = Tr
     names = stage_names(clip)
     if not 0 <= stages <= len(names):
         raise ValueError(f"stages runs from 0 (the trained model) to {len(names)}, got {stages}")
-    model = copy.deepcopy(clip.model)
-    visual = model.visual
-    parts = {STAGES_HEAD: None, **{f"block {i}": b for i, b in enumerate(visual.transformer.resblocks)}}
     chosen = names[:stages] if cascading else names[stages - 1 : stages] if stages else []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for name in chosen:
-            if name == STAGES_HEAD:
-                visual.ln_post.reset_parameters()
-                with torch.no_grad():
-                    visual.proj.normal_(0, visual.proj.shape[0] ** -0.5)  # open_clip's initialisation
-            else:
-                _reinitialise(parts[name])
-    return Clip(model, clip.tokenizer, preprocess_cfg=vars(clip.preprocess_cfg).copy(),
-                name=f"{clip.name} ({', '.join(chosen) or 'trained'} randomised)" if chosen else clip.name,
-                pretrained=clip.pretrained)
+    copy_ = Clip(copy.deepcopy(clip.model), clip.tokenizer, preprocess_cfg=vars(clip.preprocess_cfg).copy(),
+                 name=f"{clip.name} ({', '.join(chosen)} randomised)" if chosen else clip.name,
+                 pretrained=clip.pretrained)
+    for name in chosen:
+        randomise_stage(copy_, name, seed)
+    return copy_

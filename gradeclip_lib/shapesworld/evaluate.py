@@ -25,8 +25,8 @@ PROMPTS = [f"a {c} {s}" for c, s in itertools.product(COLOURS, SHAPES)]
 def image_size(model: Clip | WrappedModel) -> int:
     """The side of the scenes a ShapesWorld model (CLIP, classifier or BLIP) was trained on."""
     if isinstance(model, Clip):
-        size = model.preprocess_cfg.size
-    elif isinstance(model, Classifier):
+        return model.crop_size
+    if isinstance(model, Classifier):
         size = model.model.patch_embed.img_size
     else:
         size = model.image_size

@@ -42,6 +42,9 @@ class TrainConfig:
     # only some of their objects): higher binding, lower zero-shot accuracy and pointing game.
     positives: str = "same"
     partial_captions: float = 0.0
+    # The data-randomisation control of the sanity checks (Adebayo et al. 2018): captions permuted across images
+    # (seeded), so that the only image-text relation left to learn is memorisation of random pairs.
+    shuffle_captions: bool = False
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup: float = 0.05  # share of the steps
@@ -62,7 +65,8 @@ class TrainConfig:
     def from_dict(cls, config: dict) -> TrainConfig:
         """The config of a saved history (extra keys such as ``device`` ignored; older histories, written
         before partial captions and bf16, trained with full captions, exact-set positives and fp32)."""
-        config = {"partial_captions": 0.0, "positives": "same", "precision": "fp32", **config}
+        config = {"partial_captions": 0.0, "positives": "same", "precision": "fp32", "shuffle_captions": False,
+                  **config}
         return cls(**{f.name: config[f.name] for f in fields(cls) if f.name in config})
 
 
@@ -77,7 +81,16 @@ def train_command(config: dict) -> str:
              "batch-size": cfg.batch_size, "scenes": cfg.scenes, "lr": cfg.lr,
              "partial-captions": cfg.partial_captions, "positives": cfg.positives, "precision": cfg.precision,
              "seed": cfg.seed, "eval-every": cfg.eval_every}
-    return "python -m gradeclip_lib shapes train " + " ".join(f"--{k} {v}" for k, v in flags.items())
+    command = "python -m gradeclip_lib shapes train " + " ".join(f"--{k} {v}" for k, v in flags.items())
+    return command + (" --shuffle-captions" if cfg.shuffle_captions else "")
+
+
+def shuffled_captions(data: SceneTensors, seed: int) -> SceneTensors:
+    """The same images, each paired with the caption of another image (one seeded permutation); the objects an
+    image is taken to show are those its new caption names, so the targets follow the random pairs."""
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    return SceneTensors(images=data.images, ids=data.ids[order], image_sets=data.caption_sets[order],
+                        caption_sets=data.caption_sets[order])
 
 
 def train(cfg: TrainConfig | None = None, out: str | Path | None = None, device: str | None = None,
@@ -108,6 +121,8 @@ def train(cfg: TrainConfig | None = None, out: str | Path | None = None, device:
     data = data or render_scenes(cfg.scenes, seed=cfg.seed, n_objects=cfg.n_objects,
                                  size=cfg.model["vision_cfg"]["image_size"], workers=workers, progress=progress,
                                  partial_captions=cfg.partial_captions)
+    if cfg.shuffle_captions:
+        data = shuffled_captions(data, cfg.seed)
     render_s = time.perf_counter() - start
     model = build_model(cfg.model).to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
