@@ -1,19 +1,24 @@
-"""What the book's chapters share: the model they explain, chosen by ``GRADECLIP_MODEL``, and the
-warning box shown on every page that has to fall back to random weights."""
+"""What the book's chapters share: the model and images of chapters 1-3 (CLIP on photographs, chosen by
+``GRADECLIP_MODEL``, or the ShapesWorld CLIP on its scenes where CLIP's weights cannot be had) and the box
+that says which one a page shows. A page never shows random weights: a figure its prose reads must come
+from a trained model."""
 
 from __future__ import annotations
 
 import html
-import logging
 import os
 import re
+from dataclasses import dataclass
 
 import torch
+from PIL import Image
 
 from .errors import WeightsUnavailableError
+from .images import load_image
 from .models import Clip, load_clip
-from .models.loading import split_name
 from .outputs import Rich
+from .samples import sample_images
+from .synthetic.scenes import COLOURS, SHAPES, make_scenes
 
 DEFAULT_MODEL = "ViT-B-16-quickgelu:openai"
 
@@ -33,34 +38,117 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def random_weights_notice(spec: str, reason: str) -> str:
-    name = split_name(spec, None)[0]
+def shapes_notice(spec: str, reason: str) -> str:
     return (
-        f"The weights of <code>{spec}</code> could not be loaded here ({reason}). This page runs the same "
-        f"architecture, <code>{name}</code>, with <b>random weights</b>: the code and the mechanics are real, "
-        "but the maps and scores below say nothing about what CLIP has learnt. With internet, or with the "
-        "weights in open_clip's cache, the same command renders the real figures."
+        f"The weights of <code>{spec}</code> could not be loaded here ({reason}). Rather than random weights, "
+        "this page runs the same code on the <b>ShapesWorld CLIP</b> (chapter 5): a small CLIP trained on "
+        "synthetic scenes of coloured shapes, shipped with the book, explained on those scenes. With internet, "
+        "or with the weights in open_clip's cache, the same cells run on OpenAI's CLIP and photographs."
     )
 
 
-def book_model(spec: str | None = None, device: str | None = None) -> Clip:
-    """The chapters' model. If its weights cannot be had, the same architecture with random weights,
-    announced by a warning box on the page (``make book`` also warns in the build log)."""
+@dataclass
+class BookSubject:
+    """The model, images and texts of chapters 1-3. Each field has a photograph's value and a ShapesWorld
+    value, so that one cell runs on either (configs as data: `PHOTO_TEXTS`, `_shapes_subject`)."""
+
+    clip: Clip
+    photos: bool  # True: CLIP on photographs; False: the ShapesWorld CLIP on scenes
+    images: dict[str, Image.Image]  # name -> image; the first is the chapters' main example
+    captions: dict[str, str]  # name -> a caption of that image
+    parts: list[str]  # two prompts naming two parts of the main image
+    crowd: str  # the image explained with several prompts
+    crowd_prompts: list[str]
+    wide: str  # an image wider than it is high
+    sentence: str  # a longer description of the main image
+    sentences: list[str]  # right, with one word wrong, partly right, about something absent
+    classes: list[str] | None  # the atlas's classes (None: ImageNet's 1 000)
+    template: str  # the atlas's prompt template
+
+    @property
+    def main(self) -> str:
+        return next(iter(self.images))
+
+    @property
+    def image(self) -> Image.Image:
+        return self.images[self.main]
+
+    @property
+    def caption(self) -> str:
+        return self.captions[self.main]
+
+    @property
+    def what(self) -> str:
+        """The model and images in a few words, for a figure's title or a sentence."""
+        return "CLIP on photographs" if self.photos else "the ShapesWorld CLIP on its scenes"
+
+
+PHOTO_TEXTS = {
+    "captions": {"chelsea": "a photo of a cat", "astronaut": "an astronaut", "coffee": "a cup of coffee",
+                 "rocket": "a rocket launch"},
+    "parts": ["the eyes of a cat", "the nose of a cat"],
+    "crowd": "astronaut", "crowd_prompts": ["a woman", "an American flag", "a space suit", "a rocket"],
+    "wide": "rocket",
+    "sentence": "a close-up photo of a tabby cat with green eyes",
+    "sentences": ["a tabby cat with green eyes", "a tabby dog with green eyes", "a cat next to a cup of coffee",
+                  "an astronaut in a space suit"],
+    "classes": None, "template": "a photo of a {}.",
+}
+SHAPES_SCENES = {"two objects": (2, 12), "three objects": (3, 11), "one object": (1, 4)}  # name -> (objects, seed)
+
+
+def _photo_subject(clip: Clip) -> BookSubject:
+    paths = sample_images()
+    order = ["chelsea", *(name for name in paths if name != "chelsea")]
+    images = {name: load_image(paths[name]) for name in order}
+    texts = dict(PHOTO_TEXTS)
+    return BookSubject(clip=clip, photos=True, images=images, captions=texts.pop("captions"), **texts)
+
+
+def _shapes_subject(clip: Clip) -> BookSubject:
+    size = clip.crop_size
+    scenes = {name: make_scenes(1, seed=seed, n_objects=k, size=size)[0] for name, (k, seed) in SHAPES_SCENES.items()}
+    images = {name: scene.image for name, scene in scenes.items()}
+    left, right = make_scenes(2, seed=6, n_objects=1, size=size)  # two scenes side by side: 2:1
+    wide = Image.new("RGB", (2 * size, size))
+    wide.paste(left.image, (0, 0))
+    wide.paste(right.image, (size, 0))
+    images["wide"] = wide
+    captions = {name: " and ".join(o.phrase for o in scene.objects) for name, scene in scenes.items()}
+    captions["wide"] = right.objects[0].phrase  # the object a centre crop leaves out
+    a, b = scenes["two objects"].objects
+    absent = [f"{c} {s}" for c in COLOURS for s in SHAPES if {c, s}.isdisjoint({a.colour, a.shape, b.colour, b.shape})]
+    return BookSubject(
+        clip=clip, photos=False, images=images, captions=captions, parts=[a.phrase, b.phrase],
+        crowd="three objects", crowd_prompts=[o.phrase for o in scenes["three objects"].objects], wide="wide",
+        sentence="a photo of " + captions["two objects"],
+        sentences=[f"{a.phrase} and {b.phrase}", f"a {b.colour} {a.shape} and a {a.colour} {b.shape}", a.phrase,
+                   f"a {absent[0]} and a {absent[-1]}"],
+        classes=[f"{c} {s}" for c in COLOURS for s in SHAPES], template="a photo of a {}",
+    )
+
+
+def photo_subject(spec: str | None = None, device: str | None = None) -> BookSubject | None:
+    """The model of ``spec`` (`model_spec`) on the sample photographs, or None where its weights cannot be had."""
+    try:
+        return _photo_subject(load_clip(spec or model_spec(), device=device or default_device()))
+    except WeightsUnavailableError:
+        return None
+
+
+def book_subject(spec: str | None = None, device: str | None = None) -> BookSubject:
+    """Chapters 1-3's model and images: the model of ``spec`` (`model_spec`) on the sample photographs; where
+    its weights cannot be had, the ShapesWorld CLIP on ShapesWorld scenes, announced by a box on the page."""
     spec = spec or model_spec()
     device = device or default_device()
     try:
-        return load_clip(spec, device=device)
+        return _photo_subject(load_clip(spec, device=device))
     except WeightsUnavailableError as err:
         reason = str(err).splitlines()[0]
-        name, _ = split_name(spec, None)
-        logging.disable(logging.WARNING)  # open_clip's own "initialized randomly" line: the box says it
-        try:
-            clip = load_clip(name, pretrained=None, device=device)
-        finally:
-            logging.disable(logging.NOTSET)
-        body = random_weights_notice(spec, html.escape(reason))
-        _display_box(_BOX.format(title="Random weights", body=body), f"> **Random weights.** {_markdown(body)}")
-        return clip
+    body = shapes_notice(spec, html.escape(reason))
+    _display_box(_BOX.format(title="ShapesWorld instead of CLIP", body=body),
+                 f"> **ShapesWorld instead of CLIP.** {_markdown(body)}")
+    return _shapes_subject(load_clip("shapes", device=device))
 
 
 def _markdown(html_text: str) -> str:
@@ -86,7 +174,7 @@ def check() -> bool:
         clip = load_clip(spec)
     except WeightsUnavailableError as err:
         print(f"WARNING: the book's model {spec} is not available ({str(err).splitlines()[0]}).")
-        print("WARNING: chapters on real photos will run with RANDOM WEIGHTS and say so on every page.")
+        print("WARNING: chapters 1-3 will show the ShapesWorld CLIP on its scenes instead, and say so on the page.")
         return False
     print(f"The book uses {clip}.")
     return True

@@ -319,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("shapes", help="ShapesWorld: train its models, measure, fine-tune, export scenes "
                      "(python -m gradeclip_lib shapes --help)", add_help=False)
-    p = verbs.add_parser("model-check", help="say which model the book will use, and warn if random")
+    p = verbs.add_parser("model-check",
+                         help="say which model chapters 1-3 will use, and warn if ShapesWorld stands in for it")
     p.add_argument("--require-weights", action="store_true",
                    help="exit with status 1 if the weights are not available (for a publishing build)")
     p.set_defaults(run=_model_check)

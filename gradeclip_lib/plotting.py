@@ -332,7 +332,8 @@ def show_terms(image: ImageInput, terms, title: str = ""):
 def show_similarity(sims: torch.Tensor, rows: Sequence[str], cols: Sequence[str], title: str | None = None):
     """A table of cosine similarities [len(rows), len(cols)] as an annotated heat map; returns the figure."""
     sims = torch.as_tensor(sims).float().cpu()
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(cols), 0.9 + 0.45 * len(rows)))
+    labels = 0.045 * max(map(len, cols), default=0)  # inches under the table for the slanted column labels
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(cols), 0.9 + 0.45 * len(rows) + labels))
     ax.imshow(sims.numpy(), cmap="Greens", aspect="auto")
     ax.set_xticks(range(len(cols)), cols, rotation=25, ha="right", fontsize=9)
     ax.set_yticks(range(len(rows)), rows, fontsize=9)

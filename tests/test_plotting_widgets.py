@@ -312,11 +312,11 @@ def test_word_weights_have_a_form_for_the_pdf():
     assert md == "a (0.20) **cat** (0.80) — cos = 0.300"
 
 
-def test_the_random_weights_notice_reads_in_the_pdf():
-    from gradeclip_lib.book import _markdown, random_weights_notice
+def test_the_shapes_notice_reads_in_the_pdf():
+    from gradeclip_lib.book import _markdown, shapes_notice
 
-    md = _markdown(random_weights_notice("ViT-B-16-quickgelu:openai", "offline"))
-    assert "`ViT-B-16-quickgelu:openai`" in md and "**random weights**" in md and "<" not in md
+    md = _markdown(shapes_notice("ViT-B-16-quickgelu:openai", "offline"))
+    assert "`ViT-B-16-quickgelu:openai`" in md and "**ShapesWorld CLIP**" in md and "<" not in md
 
 
 def test_size_growth_plots_seconds_and_added_memory_log_log():

@@ -30,7 +30,7 @@ def test_workflow_passes_the_schema_and_zizmor(workflow):
 
 def test_the_workflow_publishes_real_maps():
     text = (ROOT / ".github" / "workflows" / "book.yml").read_text()
-    assert "model-check --require-weights" in text  # a build that would fall back to random weights fails
+    assert "model-check --require-weights" in text  # a build that would show the ShapesWorld stand-in fails
     assert "~/.cache/huggingface" in text and "actions/cache@" in text
     assert "make book" in text and "make pdf" in text
     assert "path: _build/html" in text and "actions/deploy-pages@" in text
@@ -42,6 +42,6 @@ def test_model_check_can_require_the_weights(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("GRADECLIP_MODEL", "ViT-B-32-quickgelu:openai")
-    assert main(["model-check"]) == 0  # a reader's build goes on, with random weights announced
+    assert main(["model-check"]) == 0  # a reader's build goes on, with the stand-in announced
     assert main(["model-check", "--require-weights"]) == 1
-    assert "RANDOM WEIGHTS" in capsys.readouterr().out
+    assert "ShapesWorld CLIP on its scenes instead" in capsys.readouterr().out
