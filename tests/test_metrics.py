@@ -175,6 +175,10 @@ def test_paired_comparison_counts_the_discordant_scenes():
     assert not cmp.apart and "cannot be told apart on these 50 scenes" in gl.metrics.word_difference("A", "B", cmp)
     swapped = gl.metrics.paired_comparison(b, a)
     assert swapped.difference == -cmp.difference and swapped.p_value == cmp.p_value
+    assert not cmp.a_higher and not swapped.a_higher  # not apart: neither is higher
+    clear = gl.metrics.paired_comparison([True] * 20 + [False] * 5, [False] * 20 + [True] * 5)
+    reverse = gl.metrics.paired_comparison([False] * 20 + [True] * 5, [True] * 20 + [False] * 5)
+    assert clear.a_higher and not reverse.a_higher and reverse.apart
 
 
 @pytest.mark.parametrize("only_a,only_b", [(0, 0), (3, 0), (20, 5), (40, 21), (7, 7)])
@@ -229,3 +233,13 @@ def test_segmentation_metrics_on_maps_whose_answer_is_known():
     torch.testing.assert_close(gl.metrics.mean_iou(maps, masks), torch.tensor([1.0, 0.375, (0.5 + 8 / 12) / 2]))
     with pytest.raises(ValueError, match="upsample first"):
         gl.metrics.pixel_accuracy(torch.zeros(1, 4, 4), torch.zeros(1, 8, 8, dtype=torch.bool))
+
+
+def test_mean_with_interval_is_the_mean_and_a_seeded_bootstrap_around_it():
+    values = torch.tensor([0.0, 1.0] * 50)
+    mean, low, high = gl.metrics.mean_with_interval(values)
+    assert mean == 0.5 and low < 0.5 < high
+    spread = 1.959964 * 0.5 / 100**0.5  # the normal interval of a mean of 100 coin flips
+    assert (low, high) == pytest.approx((0.5 - spread, 0.5 + spread), abs=0.03)
+    assert gl.metrics.mean_with_interval(values) == (mean, low, high)  # seeded
+    assert gl.metrics.mean_with_interval(torch.full((10,), 0.3)) == pytest.approx((0.3, 0.3, 0.3))

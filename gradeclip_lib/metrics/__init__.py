@@ -1,6 +1,6 @@
 """Metrics of explanations: localisation against object masks, and intervals for the rates reported."""
 
-from .correlation import bootstrap_interval, pearson, r_squared, spearman_with_interval
+from .correlation import bootstrap_interval, mean_with_interval, pearson, r_squared, spearman_with_interval
 from .intervals import format_rate, rate_with_interval, wilson_interval
 from .localisation import energy_pointing_game, pointing_game
 from .paired import PairedComparison, paired_comparison, word_difference
@@ -13,6 +13,7 @@ __all__ = [
     "energy_pointing_game",
     "format_rate",
     "mean_iou",
+    "mean_with_interval",
     "paired_comparison",
     "pearson",
     "pixel_accuracy",

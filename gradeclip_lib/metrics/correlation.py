@@ -52,3 +52,10 @@ def bootstrap_interval(statistic: Callable[[np.ndarray], float], n: int, samples
     tail = (1 - confidence) / 2 * 100
     low, high = np.nanpercentile(values, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def mean_with_interval(values, samples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """The mean of per-scene values [n] and its bootstrap percentile interval (`bootstrap_interval`)."""
+    values = np.asarray(values, dtype=float).reshape(-1)
+    low, high = bootstrap_interval(lambda i: values[i].mean(), len(values), samples=samples, seed=seed)
+    return float(values.mean()), low, high

@@ -33,6 +33,11 @@ class PairedComparison:
         """The two rates differ at the 5 % level."""
         return self.p_value < 0.05
 
+    @property
+    def a_higher(self) -> bool:
+        """``a`` points right more often than ``b``, at the 5 % level."""
+        return self.apart and self.difference > 0
+
 
 def paired_comparison(a: torch.Tensor | Sequence[bool], b: torch.Tensor | Sequence[bool]) -> PairedComparison:
     """Compare two methods' hits [n] on the same scenes (scene i of ``a`` is scene i of ``b``)."""
@@ -60,5 +65,5 @@ def word_difference(name_a: str, name_b: str, cmp: PairedComparison) -> str:
     """The sentence a comparison allows: which is higher, or that these scenes cannot tell them apart."""
     if not cmp.apart:
         return f"{name_a} and {name_b} cannot be told apart on these {cmp.n} scenes"
-    first, second = (name_a, name_b) if cmp.difference > 0 else (name_b, name_a)
+    first, second = (name_a, name_b) if cmp.a_higher else (name_b, name_a)
     return f"{first} points right more often than {second}"
