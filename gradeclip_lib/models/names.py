@@ -26,6 +26,8 @@ class ShippedModel:
 SHIPPED = {
     "shapes": ShippedModel("clip", DATA_DIR / "shapes", "train", preset="small"),
     "shapes-tuned": ShippedModel("clip", DATA_DIR / "shapes-tuned", "finetune", preset="small"),
+    "shapes-shuffled": ShippedModel("clip", DATA_DIR / "shapes-shuffled",
+                                    "train --shuffle-captions --scenes 20000 --steps 1500", preset="small"),
     "shapes-resnet": ShippedModel("clip", DATA_DIR / "shapes-resnet", "train --preset resnet", preset="resnet"),
     "shapes-classifier": ShippedModel("classifier", DATA_DIR / "shapes-classifier", "train-classifier"),
     "shapes-blip": ShippedModel("blip", DATA_DIR / "shapes-blip", "train-blip"),
