@@ -6,6 +6,7 @@
 #                  built from the outputs nbval computed (each chapter executes once) and opened page by page
 #                  in headless Chromium (tools/check_pages.py)
 #   make check     the fast tier for the inner loop: ruff, the import-layer contracts, the unit tests
+#   make lab       the chapters in JupyterLab, from the student environment .venv-student (requirements-student.txt)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -18,7 +19,17 @@ LATEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra texlive-
 # the book's own Sphinx extension (tools/sphinx_ext) named by absolute path in configs written elsewhere
 ABS_EXT := s|tools/sphinx_ext|$(CURDIR)/tools/sphinx_ext|
 
-.PHONY: book pdf student test check lint bench clean browser latex
+.PHONY: book pdf student test check lint bench clean browser latex lab student-env-test
+
+STUDENT_VENV := .venv-student
+# a student's environment in folder $(1): the chapters' dependencies and JupyterLab, none of the developer's tools
+define student_venv
+	rm -rf $(1)
+	$(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip
+	$(1)/bin/python -m pip install --quiet -r requirements-student.txt
+	$(1)/bin/python -m pip install --quiet --no-deps -e .
+endef
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +37,18 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
+
+$(STUDENT_VENV)/.installed: requirements-student.txt pyproject.toml
+	$(call student_venv,$(STUDENT_VENV))
+	touch $@
+
+lab: $(STUDENT_VENV)/.installed
+	$(STUDENT_VENV)/bin/jupyter lab book
+
+# a fresh student environment each time: it must run the chapters on its own
+student-env-test:
+	$(call student_venv,_build/student-venv)
+	_build/student-venv/bin/python tools/check_student_env.py
 
 book: $(VENV)/.installed
 	$(PY) -m gradeclip_lib model-check
@@ -58,7 +81,7 @@ student: $(VENV)/.installed
 # The student edition runs every cell too, and its long experiments (the pointing game, the deletion and
 # insertion records) read what the instructor edition computed from the same code, weights and arguments
 # (gradeclip_lib/memo.py, on only here: GRADECLIP_MEMO_DIR).
-test: lint browser
+test: lint browser student-env-test
 	rm -rf _build/check _build/student_check _build/memo
 	$(PY) tools/student_edition.py _build/student_check --expect-failures
 	GRADECLIP_MEMO_DIR=$(CURDIR)/_build/memo $(PY) -m pytest -p tools.nbval_outputs --nbval-lax tests book _build/student_check/book \

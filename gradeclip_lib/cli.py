@@ -176,6 +176,23 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pack_weights(args: argparse.Namespace) -> int:
+    from .book import model_spec
+    from .models.loading import WEIGHTS_ENV
+    from .models.pack import pack_weights
+
+    specs = args.model or [model_spec()]
+    try:
+        files = pack_weights(specs, args.out)
+    except GradEclipError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    size = sum(f.stat().st_size for f in files) / 2**20
+    print(f"{len(files)} weights file(s), {size:.0f} MiB, in {args.out}. Copy the folder to each machine and set "
+          f"{WEIGHTS_ENV}=<that folder> before starting Jupyter (make lab); the ShapesWorld models ship in data/.")
+    return 0
+
+
 def _model_check(args: argparse.Namespace) -> int:
     from .book import check
 
@@ -319,6 +336,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("shapes", help="ShapesWorld: train its models, measure, fine-tune, export scenes "
                      "(python -m gradeclip_lib shapes --help)", add_help=False)
+    p = verbs.add_parser("pack-weights", help="pack CLIP weights into a folder for machines without internet",
+                         description="Run once where there is internet: puts the weights of the book's model (or "
+                                     "of --model) into OUT, copied from this machine's cache or downloaded. On "
+                                     "machines without internet, set GRADECLIP_WEIGHTS=OUT and the library reads "
+                                     "them from there.")
+    p.add_argument("out", help="folder to write (created if missing)")
+    p.add_argument("--model", action="append", default=None,
+                   help="an open_clip model:tag, e.g. ViT-B-16-quickgelu:openai (repeatable; default: the book's)")
+    p.set_defaults(run=_pack_weights)
     p = verbs.add_parser("model-check",
                          help="say which model chapters 1-3 will use, and warn if ShapesWorld stands in for it")
     p.add_argument("--require-weights", action="store_true",

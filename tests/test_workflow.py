@@ -45,3 +45,16 @@ def test_model_check_can_require_the_weights(tmp_path, monkeypatch, capsys):
     assert main(["model-check"]) == 0  # a reader's build goes on, with the stand-in announced
     assert main(["model-check", "--require-weights"]) == 1
     assert "ShapesWorld CLIP on its scenes instead" in capsys.readouterr().out
+
+
+def test_the_student_set_pins_what_the_developer_set_pins_and_leaves_the_tools_out():
+    def pins(name: str) -> dict[str, str]:
+        lines = (ROOT / name).read_text().splitlines()
+        return dict(line.split("#")[0].strip().split("==") for line in lines if "==" in line.split("#")[0])
+
+    student, developer = pins("requirements-student.txt"), pins("requirements.txt")
+    shared = set(student) & set(developer)
+    assert {p: student[p] for p in shared} == {p: developer[p] for p in shared}
+    assert {"jupyterlab", "myst-nb"} <= set(student) - set(developer)  # a front end; the glue of hidden cells
+    assert not {"jupyter-book", "pytest", "nbval", "ruff", "playwright", "quantus"} & set(student)
+    assert "student-env-test" in (ROOT / "Makefile").read_text().split("\ntest:")[1].splitlines()[0]

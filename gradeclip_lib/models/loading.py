@@ -21,6 +21,7 @@ from .names import ShippedModel, how_to_make, shipped
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
+WEIGHTS_ENV = "GRADECLIP_WEIGHTS"  # a folder of weights packed for machines without internet (models/pack.py)
 
 
 def as_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
@@ -86,7 +87,9 @@ def _offline_message(name: str, tag: str, cfg: dict) -> str:
     return (
         f"no weights for {name}:{tag} on this machine and no network to download them from {where}.\n"
         f"  - with internet, run once: python -c \"import gradeclip_lib as gl; gl.load_clip('{name}', '{tag}')\"\n"
-        f"    (open_clip caches them; copy that cache to offline machines), or\n"
+        f"    (open_clip caches them), or, for a lab without internet, pack them where there is internet:\n"
+        f"    python -m gradeclip_lib pack-weights FOLDER --model {name}:{tag}, copy FOLDER over and set\n"
+        f"    {WEIGHTS_ENV}=FOLDER, or\n"
         f"  - pass a local file: gl.load_clip('{name}', pretrained='/path/to/weights.safetensors'), or\n"
         f"  - use random weights on purpose: gl.load_clip('{name}', pretrained=None) (maps mean nothing)."
     )
@@ -148,7 +151,8 @@ def load_clip(
     ``pretrained=True`` (default): the tag in the name (``"ViT-B-16-quickgelu:openai"``), else ``"openai"``; a
     tag: that tag's weights; a path: a weights file; ``None``: random weights on purpose (drawn reproducibly
     from ``seed``, without touching the global random state). Weights that are neither cached nor
-    downloadable raise `WeightsUnavailableError` within seconds, never random weights. The ShapesWorld
+    downloadable raise `WeightsUnavailableError` within seconds, never random weights. ``cache_dir`` defaults
+    to ``$GRADECLIP_WEIGHTS``, a folder of weights packed for machines without internet. The ShapesWorld
     models shipped in ``data/`` load by name: ``"shapes"``, ``"shapes-tuned"`` (after Grad-ECLIP-guided
     fine-tuning), ``"shapes-resnet"`` (a ResNet image tower); a path as ``pretrained`` reads such a model from
     another folder.
@@ -156,6 +160,7 @@ def load_clip(
     entry = shipped(name, "clip")
     if entry is not None:
         return _load_shipped(name, entry, pretrained, device, as_dtype(dtype), seed)
+    cache_dir = cache_dir or os.environ.get(WEIGHTS_ENV) or None
     if pretrained is True:
         pretrained = _default_tag(name)
     name, pretrained = split_name(name, None if pretrained is None else os.fspath(pretrained))
