@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .adapters import canonical_mode
 from .bench_sizes import bench_sizes, report_growth, report_sizes
 from .evaluation.speed import bench_evaluation, report_evaluation
 from .explain import explain, explain_text
@@ -65,9 +66,10 @@ def bench_grad_eclip(
     batch: int = 8,
     repeats: int = 2,
     size: int = 224,
-    mode: str = "faithful",
+    mode: str = "forward",
 ) -> list[BenchResult]:
     """Grad-ECLIP maps/s: one call on ``batch`` images against ``batch`` calls of one image."""
+    mode = canonical_mode(mode)
     clip, pixels, texts = _inputs(model, device, dtype, batch, size)
 
     def batched() -> None:
@@ -116,12 +118,13 @@ def bench_methods(
 
 def bench_prompts(model: str = "ViT-B-16-quickgelu", device: str = "cpu", dtype: str = "fp32", size: int = 224,
                   counts: tuple[int, ...] = (1, 10, 100, 1000), per_prompt_chunk: int = 100,
-                  mode: str = "faithful") -> list[dict]:
+                  mode: str = "forward") -> list[dict]:
     """One image against T precomputed text embeddings: seconds for the shared route (one forward pass,
     one Jacobian) and for the per-prompt route (a forward and backward pass per text, in chunks of
     ``per_prompt_chunk`` pairs), side by side, with one forward pass of the image tower for scale; and
     the same for one text's word weights against T image embeddings (the per-image route up to
     ``per_prompt_chunk`` images)."""
+    mode = canonical_mode(mode)
     clip, pixels, _ = _inputs(model, device, dtype, 1, size)
     gen = torch.Generator().manual_seed(1)
     texts = torch.nn.functional.normalize(torch.randn(max(counts), clip.visual.output_dim, generator=gen), dim=-1)

@@ -1,5 +1,5 @@
 """Command line: ``python -m gradeclip_lib {explain, evaluate, word-weights, finetune, prepare-imagenet, bench,
-model-check} --help``."""
+model-check, grade} --help``."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def _explain(args: argparse.Namespace) -> int:
     from .plotting import overlay, show_map
 
     model = _explained_model(args)
-    options = {"mode": args.mode} if args.mode else {}
+    if args.mode == "faithful":
+        print('--mode faithful is the older name of --mode forward; use "forward"', file=sys.stderr)
+    options = {"mode": "forward" if args.mode == "faithful" else args.mode} if args.mode else {}
     exp = explain(model, args.image, args.text, method=args.method, **options)
     what = SCORES[type(model).__name__].format(text=args.text)
     print(f"{model}\n{what} = {float(exp.scores[0]):.4f} ({args.method}); map {tuple(exp.maps[0].shape)}")
@@ -200,6 +202,19 @@ def _model_check(args: argparse.Namespace) -> int:
     return 1 if args.require_weights and not found else 0
 
 
+def _grade(args: argparse.Namespace) -> int:
+    from .grading import grade
+
+    rows, runs = grade(args.submissions, args.out, timeout=args.timeout, rubric=args.rubric, book=args.book,
+                       cwd=args.cwd, jobs=args.jobs)
+    checked = [r for r in rows if r.passed is not None]
+    print(f"{sum(runs.values())} notebook(s): " + ", ".join(f"{n} {s}" for s, n in sorted(runs.items()))
+          + f"; {sum(bool(r.passed) for r in checked)} of {len(checked)} checked exercises passed, "
+          f"{len(rows) - len(checked)} row(s) to mark by hand. Written: {args.out}/gradebook.csv, "
+          f"{args.out}/feedback/<student>.md, {args.out}/executed/")
+    return 0
+
+
 def _captioned_options(p: argparse.ArgumentParser) -> None:
     """The options of the verbs that read captioned images: where they are, and the model."""
     p.add_argument("--captions", required=True, help="COCO's captions_*.json (with --images), or a folder of "
@@ -217,7 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", help="path of the image")
     p.add_argument("text", help="the text to explain the image against (with --classifier: a class name)")
     p.add_argument("--method", default="grad_eclip", help="explanation method (default grad_eclip)")
-    p.add_argument("--mode", default=None, choices=["faithful", "paper"], help="Grad-ECLIP on a CLIP ViT")
+    p.add_argument("--mode", default=None, choices=["forward", "paper", "faithful"],
+                   help="Grad-ECLIP on a CLIP ViT: forward (default) explains the model's own forward, paper "
+                        "reproduces the authors' code; faithful is the older name of forward")
     model = p.add_mutually_exclusive_group()
     model.add_argument("--model", default=None,
                        help="open_clip NAME[:TAG], ViT or ResNet, e.g. RN50:openai (default $GRADECLIP_MODEL or "
@@ -270,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="ViT-B-16-quickgelu:openai", help="NAME[:TAG], or 'shapes'")
     p.add_argument("--random-weights", action="store_true", help="the architecture with random weights, on purpose")
     p.add_argument("--methods", default="grad_eclip",
-                   help="comma-separated, e.g. grad_eclip,grad_eclip:paper,rise:n_masks=500")
+                   help="comma-separated, e.g. grad_eclip,grad_eclip:paper,rise:n_masks=500 (grad_eclip is "
+                        "grad_eclip:forward, the model's own forward)")
     p.add_argument("--targets", default="gt", help="gt (the label), pred (the prediction), or gt,pred")
     p.add_argument("--out", required=True, help="results file (JSON lines); re-running resumes it")
     p.add_argument("--limit", type=int, default=None, help="only the first N images (spread over the classes)")
@@ -345,6 +363,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", default=None,
                    help="an open_clip model:tag, e.g. ViT-B-16-quickgelu:openai (repeatable; default: the book's)")
     p.set_defaults(run=_pack_weights)
+    p = verbs.add_parser("grade", help="run the students' notebooks and write a gradebook and feedback",
+                         description="Run each submitted notebook (SUBMISSIONS/<student>/<chapter>.ipynb or "
+                         "SUBMISSIONS/<student>__<chapter>.ipynb) in a fresh kernel, offline and under a time "
+                         "limit, read every exercise's self-check, and write OUT/gradebook.csv and "
+                         "OUT/feedback/<student>.md (book/teaching.md, Grading).")
+    p.add_argument("submissions", help="the folder of submitted notebooks")
+    p.add_argument("--out", required=True, help="folder for gradebook.csv, feedback/ and executed/")
+    p.add_argument("--timeout", type=float, default=600, help="seconds per notebook, then its kernel is killed "
+                   "(default 600)")
+    p.add_argument("--rubric", default=None, help="rubric JSON (default: the book's book/rubrics.json)")
+    p.add_argument("--book", default=None, help="the chapters whose check cells are run (default: the book's)")
+    p.add_argument("--cwd", default=None, help="folder the notebooks run in (default: the book's folder)")
+    p.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time (default 1)")
+    p.set_defaults(run=_grade)
     p = verbs.add_parser("model-check",
                          help="say which model chapters 1-3 will use, and warn if ShapesWorld stands in for it")
     p.add_argument("--require-weights", action="store_true",

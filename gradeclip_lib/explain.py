@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .adapters import adapter_for, family_of
+from .adapters import adapter_for, canonical_mode, family_of
 from .adapters.clip import text_targets
 from .blip.model import Blip
 from .classifiers.classifier import Classifier
@@ -80,9 +80,10 @@ def explain(
     embeddings interpolated); ``"crop"`` uses the model's standard centre crop. Images of the same
     size run as one batch (in chunks of ``batch_size`` pairs if given); an image given several times (the
     same object or path) is prepared and run once for all its texts. ``options`` go to the method,
-    e.g. ``mode="paper"`` or ``spatial_weight=False`` for Grad-ECLIP. Methods seeded per pair
-    (``random``) take ``seed`` as one integer per pair, or an integer ``s`` that gives pair ``p`` the
-    seed ``s + p``.
+    e.g. ``mode="paper"`` (the authors' code) or ``spatial_weight=False`` for Grad-ECLIP, whose default
+    ``mode="forward"`` explains the model's own forward (``"faithful"``, its older name, still works).
+    Methods seeded per pair (``random``) take ``seed`` as one integer per pair, or an integer ``s`` that
+    gives pair ``p`` the seed ``s + p``.
 
     With a `Classifier` (``gl.load_classifier``), each map explains a class logit (``probability=True``:
     its softmax probability): give ``targets`` as class ids or names (or pass them as ``texts``). With a
@@ -98,6 +99,8 @@ def explain(
     info = method_for(family_of(model), method, getattr(model, "name", None))
     adapter = adapter_for(model)
     check_options(info, options, f"a {adapter.description}", adapter.target)
+    if "mode" in options:  # Grad-ECLIP's; "faithful" is the older name of "forward"
+        options["mode"] = canonical_mode(options["mode"])
     if isinstance(model, Classifier):  # targets are classes (ids or names); the score is a class logit
         targets = model.class_index(texts if targets is None else targets)
     elif isinstance(model, Blip):  # targets are token ids; the method encodes the texts it needs
@@ -155,6 +158,8 @@ def grad_eclip_terms(
     in `explain` (one text per image, or one side shared) whose images have the same size, in one batch.
     Any model family; options as for ``explain``."""
     images, texts = _renamed(options, images, texts)
+    if "mode" in options:
+        options["mode"] = canonical_mode(options["mode"])
     adapter = adapter_for(model)
     items = as_image_list(images)
     targets = adapter.encode_targets(texts)
@@ -203,6 +208,8 @@ def explain_text(
                                     "explained over the image only, with gl.explain")
     info = method_for("clip_text", method, model.name)
     check_options(info, options, "a CLIP text tower", text=True)
+    if "mode" in options:
+        options["mode"] = canonical_mode(options["mode"])
     one_text = isinstance(texts, str)
     texts = as_text_list(texts)
     targets = image_targets(model, images)

@@ -41,7 +41,7 @@ class Explorer:
         self.upload = W.FileUpload(accept="image/*", multiple=False, description="upload")
         self.prompt = W.Text(value=prompt, description="prompt", continuous_update=True)
         self.method = W.Dropdown(options=sorted(IMAGE_METHODS), value="grad_eclip", description="method")
-        self.mode = W.ToggleButtons(options=["faithful", "paper"], description="mode")
+        self.mode = W.ToggleButtons(options=["forward", "paper"], description="mode")
         self.output = W.Output()
         self.words = W.HTML()
         self.status = W.HTML()

@@ -101,7 +101,7 @@ def multi_head_last_block(model, pixels: torch.Tensor):
     return f, o, q.detach(), k.detach(), v.detach()
 
 
-def grad_eclip_faithful_image(model, pixels: torch.Tensor, text_emb: torch.Tensor, qk: str = "head"):
+def grad_eclip_forward_image(model, pixels: torch.Tensor, text_emb: torch.Tensor, qk: str = "head"):
     """Faithful Grad-ECLIP at the training resolution: maps [B, N_patches] and scores [B]."""
     f, o, q, k, v = multi_head_last_block(model, pixels)
     s = F.cosine_similarity(f, text_emb, dim=-1)
@@ -152,7 +152,7 @@ def grad_eclip_paper_text(model, ids: torch.Tensor, image_emb: torch.Tensor, n: 
     return emap / emap.sum()
 
 
-def grad_eclip_faithful_text(model, ids: torch.Tensor, image_emb: torch.Tensor, n: int) -> torch.Tensor:
+def grad_eclip_forward_text(model, ids: torch.Tensor, image_emb: torch.Tensor, n: int) -> torch.Tensor:
     """Faithful text Grad-ECLIP for one text [1, 77]: the model's multi-head causal blocks written head
     by head, lambda per head min-maxed over the positions the end token sees (0 .. eos)."""
     mask = model.attn_mask

@@ -61,8 +61,8 @@ def test_every_verb_has_help(capsys):
 
 
 def test_bench_report_gives_the_batched_over_sequential_ratio():
-    rows = [BenchResult("grad_eclip faithful, batched", "cpu", "fp32", 8, 8, 2.0),
-            BenchResult("grad_eclip faithful, one at a time", "cpu", "fp32", 8, 8, 5.0),
+    rows = [BenchResult("grad_eclip forward, batched", "cpu", "fp32", 8, 8, 2.0),
+            BenchResult("grad_eclip forward, one at a time", "cpu", "fp32", 8, 8, 5.0),
             BenchResult("encode_image, forward only", "cpu", "fp32", 8, 8, 1.0)]
     text = report(rows)
     assert "250.0" in text and "625.0" in text and "2.50x" in text  # ms per map, ratio
@@ -73,16 +73,30 @@ def test_prompts_report_gives_prompts_per_second_and_forward_passes():
     from gradeclip_lib.bench import report_prompts
 
     rows = [{"what": "encode_image, forward only", "prompts": 0, "seconds": 0.2, "size": 224},
-            {"what": "grad_eclip faithful, shared", "prompts": 1000, "seconds": 0.3, "size": 224},
-            {"what": "grad_eclip faithful, per prompt", "prompts": 1000, "seconds": 60.0, "size": 224},
-            {"what": "text grad_eclip faithful, shared", "prompts": 1000, "seconds": 0.9, "size": 224},
-            {"what": "text grad_eclip faithful, shared", "prompts": 100, "seconds": 0.5, "size": 224},
-            {"what": "text grad_eclip faithful, per image", "prompts": 100, "seconds": 10.0, "size": 224}]
+            {"what": "grad_eclip forward, shared", "prompts": 1000, "seconds": 0.3, "size": 224},
+            {"what": "grad_eclip forward, per prompt", "prompts": 1000, "seconds": 60.0, "size": 224},
+            {"what": "text grad_eclip forward, shared", "prompts": 1000, "seconds": 0.9, "size": 224},
+            {"what": "text grad_eclip forward, shared", "prompts": 100, "seconds": 0.5, "size": 224},
+            {"what": "text grad_eclip forward, per image", "prompts": 100, "seconds": 10.0, "size": 224}]
     text = report_prompts(rows)
     assert "forward pass of the image tower: 200 ms" in text
     assert "3.33e+03" in text and "1.5" in text  # prompts/s and forwards of the shared route
     assert "ratio shared / per prompt at 1000 prompts: 200.0x faster" in text
     assert "text: ratio shared / per image at 100 images: 20.0x faster" in text
+
+
+def test_explain_mode_forward_and_its_older_name(images, tmp_path, capsys):
+    src = tmp_path / "in.png"
+    images[2].save(src)
+    args = ["explain", str(src), "a red circle", "--model", "ViT-B-32-quickgelu", "--random-weights", "--mode"]
+    assert main(args + ["forward"]) == 0
+    forward = capsys.readouterr()
+    assert main(args + ["faithful"]) == 0
+    old = capsys.readouterr()
+    assert "older name of --mode forward" in old.err and "older name" not in forward.err
+    assert old.out == forward.out  # the same score and map shape
+    with pytest.raises(SystemExit):
+        main(args + ["faithfull"])
 
 
 @pytest.mark.parametrize("name, magic", [("o.svg", b"<?xml"), ("o.pdf", b"%PDF"), ("o.jpg", b"\xff\xd8")])

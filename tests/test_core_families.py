@@ -135,7 +135,7 @@ def test_a_method_of_another_family_names_the_ones_that_apply(family):
 def test_paper_mode_is_clip_vit_only(name):
     build, sizes, targets = FAMILIES[name]
     model, image = build(), random_image(*sizes[0], 0)
-    with pytest.raises(ValueError, match="faithful mode only"):
+    with pytest.raises(ValueError, match="forward mode only"):
         explain(model, image, targets[:1], mode="paper")
-    with pytest.raises(ValueError, match="faithful mode only"):
+    with pytest.raises(ValueError, match="forward mode only"):
         gl.prompt_maps(model, image, mode="paper")

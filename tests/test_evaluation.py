@@ -276,6 +276,9 @@ def test_interleaved_order_spreads_a_limit_over_classes():
 
 def test_method_specs():
     assert MethodSpec.parse("grad_eclip:paper").options == {"mode": "paper"}
+    assert MethodSpec.parse("grad_eclip:forward").options == {"mode": "forward"}
+    with pytest.warns(DeprecationWarning, match='use mode="forward"'):  # the older name of "forward"
+        assert MethodSpec.parse("grad_eclip:faithful").options == {"mode": "forward"}
     spec = MethodSpec.parse("rise:n_masks=50;p=0.3")
     assert (spec.name, spec.options, spec.label) == ("rise", {"n_masks": 50, "p": 0.3}, "rise:n_masks=50;p=0.3")
     for bad in ("nope", "rise:paper"):

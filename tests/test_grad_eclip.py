@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from reference import (
-    grad_eclip_faithful_image,
-    grad_eclip_faithful_text,
+    grad_eclip_forward_image,
+    grad_eclip_forward_text,
     grad_eclip_paper_image,
     grad_eclip_paper_text,
 )
@@ -32,10 +32,10 @@ def test_paper_mode_reproduces_authors_code(tiny, size):
 
 
 @pytest.mark.parametrize("qk", ["head", "width"])
-def test_faithful_mode_matches_multi_head_reference(tiny, images, qk):
+def test_forward_mode_matches_multi_head_reference(tiny, images, qk):
     pixels = tiny.crop(images)
     texts = tiny.encode_text(TEXTS)
-    ref_maps, ref_scores = grad_eclip_faithful_image(tiny.model, pixels, texts, qk=qk)
+    ref_maps, ref_scores = grad_eclip_forward_image(tiny.model, pixels, texts, qk=qk)
     exp = gl.explain(tiny, images, TEXTS, preprocess="crop", qk=qk)
     torch.testing.assert_close(exp.maps.flatten(1), ref_maps, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(exp.scores, ref_scores, rtol=0, atol=1e-6)
@@ -47,7 +47,7 @@ def test_per_head_and_width_lambda_differ(tiny, images):
     assert not torch.allclose(a, b)
 
 
-def test_faithful_score_is_the_models_own_cosine(tiny, images):
+def test_forward_score_is_the_models_own_cosine(tiny, images):
     exp = gl.explain(tiny, images, TEXTS, preprocess="crop")
     with torch.no_grad():
         img = tiny.model.encode_image(tiny.crop(images), normalize=True)
@@ -56,12 +56,38 @@ def test_faithful_score_is_the_models_own_cosine(tiny, images):
 
 
 def test_paper_mode_explains_a_different_score(tiny, images):
-    faithful = gl.explain(tiny, images[0], TEXTS[0], preprocess="crop").scores
+    forward = gl.explain(tiny, images[0], TEXTS[0], preprocess="crop").scores
     paper = gl.explain(tiny, images[0], TEXTS[0], preprocess="crop", mode="paper").scores
-    assert abs(float(faithful - paper)) > 1e-3
+    assert abs(float(forward - paper)) > 1e-3
 
 
-@pytest.mark.parametrize("mode", ["faithful", "paper"])
+def test_faithful_is_a_deprecated_alias_of_forward(tiny, images):
+    """``mode="faithful"``, the older name of ``"forward"``, still works: the same maps, scores and word
+    weights, with a DeprecationWarning that says to use "forward" and points at the caller's line."""
+    forward = gl.explain(tiny, images, TEXTS, mode="forward")
+    with pytest.warns(DeprecationWarning, match='use mode="forward"') as caught:
+        old = gl.explain(tiny, images, TEXTS, mode="faithful")
+    assert len(caught) == 1 and caught[0].filename == __file__
+    assert old.options["mode"] == "forward"
+    for a, b in zip(old.maps, forward.maps, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    torch.testing.assert_close(old.scores, forward.scores, rtol=0, atol=0)
+    default = gl.explain(tiny, images, TEXTS)
+    for a, b in zip(default.maps, forward.maps, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+    with pytest.warns(DeprecationWarning, match='use mode="forward"'):
+        old_words = gl.explain_text(tiny, images[0], TEXTS[1], mode="faithful")
+    torch.testing.assert_close(old_words.weights, gl.explain_text(tiny, images[0], TEXTS[1]).weights, rtol=0, atol=0)
+    with pytest.warns(DeprecationWarning, match='use mode="forward"'):
+        old_prompts = gl.prompt_maps(tiny, images[0], mode="faithful")(TEXTS[:2])
+    torch.testing.assert_close(old_prompts.maps, gl.prompt_maps(tiny, images[0], mode="forward")(TEXTS[:2]).maps,
+                               rtol=0, atol=0)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        gl.explain(tiny, images[0], TEXTS[0], mode="faithfull")
+
+
+@pytest.mark.parametrize("mode", ["forward", "paper"])
 def test_batched_equals_one_at_a_time(tiny, images, mode):
     batched = gl.explain(tiny, images, TEXTS, mode=mode)
     assert isinstance(batched.maps, list)  # two sizes in the batch
@@ -105,7 +131,7 @@ def test_spatial_weight_off_is_gradient_times_value(tiny, images):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("mode", ["faithful", "paper"])
+@pytest.mark.parametrize("mode", ["forward", "paper"])
 def test_low_precision_maps_agree_with_fp32(images, dtype, mode):
     from conftest import make_tiny_clip
 
@@ -150,15 +176,15 @@ def test_text_paper_mode_reproduces_authors_code(tiny, images):
     torch.testing.assert_close(words.weights, ref, rtol=1e-4, atol=1e-6)
 
 
-def test_text_faithful_mode_matches_multi_head_reference(tiny, images):
+def test_text_forward_mode_matches_multi_head_reference(tiny, images):
     text = "a photo of a blue star and a green cross"
     image_emb = tiny.encode_image(images[0])[0]
-    ref = grad_eclip_faithful_text(tiny.model, tiny.tokenize(text), image_emb, n=3)
+    ref = grad_eclip_forward_text(tiny.model, tiny.tokenize(text), image_emb, n=3)
     words = gl.explain_text(tiny, images[0], text)
     torch.testing.assert_close(words.weights, ref, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("mode", ["faithful", "paper"])
+@pytest.mark.parametrize("mode", ["forward", "paper"])
 def test_text_scores_sum_to_one_per_word_piece(tiny, images, mode):
     text = "A photo of a Hyper-realistic, enormous blue star!"
     words = gl.explain_text(tiny, images[0], text, mode=mode)
@@ -169,7 +195,7 @@ def test_text_scores_sum_to_one_per_word_piece(tiny, images, mode):
     assert (words.weights >= 0).all()
 
 
-def test_text_faithful_score_is_the_models_cosine(tiny, images):
+def test_text_forward_score_is_the_models_cosine(tiny, images):
     text = "a white square"
     words = gl.explain_text(tiny, images[1], text)
     expected = float(tiny.encode_image(images[1])[0] @ tiny.encode_text(text)[0])

@@ -51,7 +51,7 @@ def largest_allocation(fn) -> int:
     return max(event.cpu_memory_usage for event in prof.events())
 
 
-@pytest.mark.parametrize("options", [{}, {"mode": "paper"}], ids=["faithful", "paper"])
+@pytest.mark.parametrize("options", [{}, {"mode": "paper"}], ids=["forward", "paper"])
 def test_no_tokens_by_tokens_matrix_is_allocated(wide, options):
     photo = random_image(512, 768, 6)  # 64 x 96 = 6 144 patches
     tokens, heads = 1 + 64 * 96, 4

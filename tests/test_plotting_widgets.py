@@ -87,11 +87,11 @@ def test_explorer_keeps_each_images_terms_while_the_reader_types(tiny, images, m
     assert ex.prompt.continuous_update  # the map follows the typing
     for typed in ("a r", "a re", "a red", "a red c", "a red circle"):
         ex.prompt.value = typed
-    assert computed == ["faithful"]  # one forward pass for the image, none per keystroke
+    assert computed == ["forward"]  # one forward pass for the image, none per keystroke
     expected = gl.explain(tiny, images[0], "a red circle")
     torch.testing.assert_close(ex.last.maps, expected.maps, rtol=0, atol=1e-5 * float(expected.maps.max()))
     ex.method.value = "game"  # other methods run the full explanation
-    assert ex.last.method == "game" and computed == ["faithful"]
+    assert ex.last.method == "game" and computed == ["forward"]
 
 
 def test_explorer_reports_bad_input_in_the_panel(tiny, images):

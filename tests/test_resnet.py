@@ -142,7 +142,7 @@ def test_methods_that_need_vit_attention_say_which_apply(clip):
     for method in sorted(set(IMAGE_METHODS) - set(RESNET_METHODS)):
         with pytest.raises(UnsupportedModelError, match="grad_cam, grad_eclip, m2ib"):
             gl.explain(clip, image, TEXTS[0], method=method)
-    with pytest.raises(ValueError, match="faithful"):
+    with pytest.raises(ValueError, match="forward mode only"):
         gl.explain(clip, image, TEXTS[0], mode="paper")
     with pytest.raises(UnsupportedModelError, match="ResNet"):
         gl.attention_maps(clip, image)

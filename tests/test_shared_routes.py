@@ -14,7 +14,7 @@ from gradeclip_lib.methods.shared_image import per_image_matmul
 
 TEXTS = ["a red circle", "a photo of a blue star and a green cross", "there is a white square",
          "a cat", "two dogs on a sofa"]
-OPTIONS = [{"mode": "faithful"}, {"mode": "faithful", "qk": "width"}, {"mode": "faithful", "spatial_weight": False},
+OPTIONS = [{"mode": "forward"}, {"mode": "forward", "qk": "width"}, {"mode": "forward", "spatial_weight": False},
            {"mode": "paper"}, {"mode": "paper", "spatial_weight": False}]
 
 
@@ -37,7 +37,7 @@ def test_one_image_many_texts_equals_one_backward_per_text(tiny, images, options
     assert float(shared.maps.amax()) > 0  # not trivially equal
 
 
-@pytest.mark.parametrize("mode", ["faithful", "paper"])
+@pytest.mark.parametrize("mode", ["forward", "paper"])
 def test_mixed_batch_of_images_each_with_several_texts(tiny, images, mode):
     # images[0] and [1] share a size (one batch), images[2] has another; each image has 2 or 3 texts,
     # given in an interleaved order
@@ -131,8 +131,8 @@ def test_many_texts_do_not_copy_the_image(tiny, images, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- one text, many images
-TEXT_OPTIONS = [{"mode": "faithful"}, {"mode": "faithful", "qk": "width"}, {"mode": "faithful", "n_layers": 2},
-                {"mode": "faithful", "spatial_weight": False}, {"mode": "paper"}, {"mode": "paper", "n_layers": 1}]
+TEXT_OPTIONS = [{"mode": "forward"}, {"mode": "forward", "qk": "width"}, {"mode": "forward", "n_layers": 2},
+                {"mode": "forward", "spatial_weight": False}, {"mode": "paper"}, {"mode": "paper", "n_layers": 1}]
 
 
 @pytest.mark.parametrize("options", TEXT_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
@@ -183,7 +183,7 @@ def test_the_text_route_is_taken_when_enough_images_share_a_text(tiny, images, m
 
 
 # ------------------------------------------------------------------------------ prompt maps and atlas
-@pytest.mark.parametrize("mode", ["faithful", "paper"])
+@pytest.mark.parametrize("mode", ["forward", "paper"])
 def test_prompt_maps_equal_explain(tiny, images, mode):
     maps = gl.prompt_maps(tiny, images[2], mode=mode)
     got = maps(TEXTS)

@@ -92,7 +92,7 @@ def entries(families: list[str] | None = None) -> dict[str, Callable[[], dict[st
                 jobs[_key(family, "grad_eclip_terms", variant)] = terms
     if families is None or "clip_vit" in families:
         model, images, texts = models["clip_vit"]
-        for mode in ("faithful", "paper"):
+        for mode in ("forward", "paper"):
             def prompts(model=model, image=images[2], texts=texts, mode=mode):
                 exp = gl.prompt_maps(model, image, mode=mode)(texts)
                 return {"maps": exp.maps.float(), "scores": exp.scores.float()}

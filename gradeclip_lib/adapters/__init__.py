@@ -9,7 +9,7 @@ from ..errors import UnsupportedModelError
 from .blip import BlipAdapter
 from .clip_resnet import ResNetClipAdapter
 from .clip_vit import ViTClipAdapter
-from .protocol import Adapter, ExplainedLayer
+from .protocol import MODES, OLD_MODE_NAMES, Adapter, ExplainedLayer, canonical_mode
 from .targets import ClassTarget, CosineTarget, Target
 from .timm_vit import TimmViTAdapter
 
@@ -34,5 +34,5 @@ def adapter_for(model: Any) -> Adapter:
     return ADAPTERS[family](model)
 
 
-__all__ = ["ADAPTERS", "Adapter", "ClassTarget", "CosineTarget", "ExplainedLayer", "Target", "adapter_for",
-           "family_of"]
+__all__ = ["ADAPTERS", "MODES", "OLD_MODE_NAMES", "Adapter", "ClassTarget", "CosineTarget", "ExplainedLayer",
+           "Target", "adapter_for", "canonical_mode", "family_of"]

@@ -86,9 +86,9 @@ class BlipAdapter(Adapter):
         with torch.no_grad():
             return CosineTarget(self.model.text_features(targets))
 
-    def explained_layer(self, pixels: torch.Tensor, index: torch.Tensor, mode: str = "faithful",
+    def explained_layer(self, pixels: torch.Tensor, index: torch.Tensor, mode: str = "forward",
                         grad: bool = True) -> ExplainedLayer:
-        self.check_mode(mode)
+        mode = self.check_mode(mode)
         with torch.set_grad_enabled(grad):
             run = vision_pass(self.model, pixels[index], leaf_o=grad)
             features = self.model.model.vision_proj(run.tokens[:, 0])

@@ -22,9 +22,9 @@ class ResNetClipAdapter(ClipAdapter):
         with torch.no_grad():
             return resnet_embedding(self.model.visual, pixels)
 
-    def explained_layer(self, pixels: torch.Tensor, index: torch.Tensor, mode: str = "faithful",
+    def explained_layer(self, pixels: torch.Tensor, index: torch.Tensor, mode: str = "forward",
                         grad: bool = True) -> ExplainedLayer:
-        self.check_mode(mode)
+        mode = self.check_mode(mode)
         run = pool_pass(self.model, pixels, index, grad=grad)
         q, k, v = (t.detach().float() for t in (run.q, run.k, run.v))
         c_proj = self.model.visual.attnpool.c_proj

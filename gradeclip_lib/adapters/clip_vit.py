@@ -1,5 +1,6 @@
 """open_clip CLIP with a ViT image tower: the last block's attention, captured by hooks (`capture`) in the
-faithful mode, or recomputed with one head over the full width as the authors' code does (paper mode)."""
+forward mode (the model's own forward), or recomputed with one head over the full width as the authors' code
+does (paper mode)."""
 
 from __future__ import annotations
 
@@ -42,21 +43,21 @@ class ViTClipAdapter(ClipAdapter):
 
     family = "clip_vit"
     description = "CLIP with a ViT image tower"
-    modes = ("faithful", "paper")
+    modes = ("forward", "paper")
 
     def features(self, pixels: torch.Tensor) -> torch.Tensor:
         clip = self.model
         with torch.no_grad():
             return vision_embedding(clip.visual, run_blocks(clip.vision_blocks, vision_tokens(clip.visual, pixels)))
 
-    def explained_layer(self, pixels: torch.Tensor, index: torch.Tensor, mode: str = "faithful",
+    def explained_layer(self, pixels: torch.Tensor, index: torch.Tensor, mode: str = "forward",
                         grad: bool = True) -> ExplainedLayer:
-        self.check_mode(mode)
+        mode = self.check_mode(mode)
         clip = self.model
         blocks = clip.vision_blocks
         x = vision_trunk(clip, pixels, index, len(blocks) - 1)
         attn = blocks[-1].attn
-        if mode == "faithful":
+        if mode == "forward":
             with torch.set_grad_enabled(grad), Capture(blocks[-1:], leaf=grad) as cap:
                 tokens = run_blocks(blocks[-1:], x)
                 features = vision_embedding(clip.visual, tokens)

@@ -5,6 +5,7 @@ over this (`methods`); a family is one small `Adapter` subclass in this package.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,21 @@ import torch
 
 from ..images import ImageInput, prepare
 from .targets import Target
+
+MODES = ("forward", "paper")
+OLD_MODE_NAMES = {"faithful": "forward"}  # older name -> current name, still accepted
+
+
+def canonical_mode(mode: str, stacklevel: int = 2) -> str:
+    """``mode`` under its current name. ``"faithful"``, the older name of ``"forward"`` (Grad-ECLIP on the
+    model's own forward), still works and gives the same maps, with a DeprecationWarning that points at the
+    caller ``stacklevel`` frames up from the function calling this one (2: that function's caller)."""
+    if mode in OLD_MODE_NAMES:
+        new = OLD_MODE_NAMES[mode]
+        warnings.warn(f'mode="{mode}" is deprecated: use mode="{new}" (the same maps: Grad-ECLIP on the model\'s '
+                      f'own, unmodified forward)', DeprecationWarning, stacklevel=stacklevel + 1)
+        return new
+    return mode
 
 
 @dataclass
@@ -64,11 +80,11 @@ class ExplainedLayer:
 
 class Adapter(ABC):
     """One model family seen by the explainer core. Subclasses set ``family`` (the registry's name for it)
-    and ``description`` (for messages), and ``modes`` where they have more than the faithful one."""
+    and ``description`` (for messages), and ``modes`` where they have more than the forward one."""
 
     family: ClassVar[str]
     description: ClassVar[str]
-    modes: ClassVar[tuple[str, ...]] = ("faithful",)
+    modes: ClassVar[tuple[str, ...]] = ("forward",)
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -89,7 +105,7 @@ class Adapter(ABC):
         """The features [I, E] that targets score, for model inputs [I, 3, H, W], without a graph."""
 
     @abstractmethod
-    def explained_layer(self, pixels: torch.Tensor, index: torch.Tensor, mode: str = "faithful",
+    def explained_layer(self, pixels: torch.Tensor, index: torch.Tensor, mode: str = "forward",
                         grad: bool = True) -> ExplainedLayer:
         """One forward pass of the pairs' images ``pixels[index]``; with ``grad``, ``output`` is in a graph
         that reaches the features."""
@@ -103,10 +119,14 @@ class Adapter(ABC):
     def target(self, targets: torch.Tensor, **options: Any) -> Target:
         """The callable score of each pair from the methods' target tensor (one row per pair)."""
 
-    def check_mode(self, mode: str) -> None:
-        """A clear error for a mode this family does not have."""
-        if mode not in ("faithful", "paper"):
-            raise ValueError(f"mode must be one of ('faithful', 'paper'), got {mode!r}")
+    def check_mode(self, mode: str) -> str:
+        """The mode under its current name (`canonical_mode`), or a clear error for a mode this family does
+        not have."""
+        mode = canonical_mode(mode, stacklevel=3)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if mode not in self.modes:
             raise ValueError(f"mode={mode!r}: the 'paper' mode copies the authors' CLIP ViT code (one head over the "
-                             f"full width); a {self.description} is explained in the faithful mode only.")
+                             f"full width); a {self.description} is explained in the forward mode only (Grad-ECLIP "
+                             f"on the model's own forward).")
+        return mode

@@ -98,9 +98,9 @@ class TimmViTAdapter(Adapter):
     def target(self, targets: torch.Tensor, probability: bool = False) -> ClassTarget:
         return ClassTarget(targets, probability)
 
-    def explained_layer(self, pixels: torch.Tensor, index: torch.Tensor, mode: str = "faithful",
+    def explained_layer(self, pixels: torch.Tensor, index: torch.Tensor, mode: str = "forward",
                         grad: bool = True) -> ExplainedLayer:
-        self.check_mode(mode)
+        mode = self.check_mode(mode)
         grid = self.grid(pixels)
         model = self.model.model
         with torch.set_grad_enabled(grad):

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..adapters import MODES, OLD_MODE_NAMES, canonical_mode
 from ..hardware import device_name
 from ..memo import memoized
 from ..methods import IMAGE_METHODS
@@ -32,7 +33,8 @@ CURVES = ("deletion_prob", "insertion_prob", "deletion_top1", "insertion_top1", 
 @dataclass(frozen=True)
 class MethodSpec:
     """A method and its options, written ``name``, ``name:key=value;key=value`` (numbers are parsed),
-    or ``grad_eclip:paper`` as a short form of ``grad_eclip:mode=paper``. The label names the records."""
+    or ``grad_eclip:paper`` as a short form of ``grad_eclip:mode=paper`` (``grad_eclip:forward`` likewise;
+    ``faithful``, the older name of ``forward``, still works). The label names the records."""
 
     label: str
     name: str
@@ -47,10 +49,12 @@ class MethodSpec:
         for part in filter(None, rest.split(";")):
             key, eq, value = part.partition("=")
             if not eq:
-                if name != "grad_eclip" or key not in ("paper", "faithful"):
+                if name != "grad_eclip" or key.strip() not in (*MODES, *OLD_MODE_NAMES):
                     raise ValueError(f"{spec!r}: write options as key=value (or grad_eclip:paper)")
                 key, value = "mode", key
             options[key.strip()] = _number(value.strip())
+        if name == "grad_eclip" and "mode" in options:
+            options["mode"] = canonical_mode(options["mode"])
         return cls(spec, name, options)
 
 

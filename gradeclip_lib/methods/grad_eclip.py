@@ -6,7 +6,9 @@ Two modes:
 - ``"paper"`` (CLIP ViT only): exactly the authors' `generate_emap.py`: the last block(s) recomputed with one
   head over the full width, q and k passed through out_proj for the spatial weight. Note that this changes
   the score being explained.
-- ``"faithful"``: the same formula on the model's own multi-head forward (captured by hooks). The spatial
+- ``"forward"`` (default): the same formula on the model's own, unmodified multi-head forward (captured by
+  hooks), so the score explained is the model's own cosine. ``"faithful"``, its older name, still works (with
+  a DeprecationWarning). The spatial
   weight is the q-k cosine **per head** (``qk="head"``, default): channel c of the attention output belongs
   to one head, whose attention is a softmax of that head's q-k products, so each channel's value is
   weighted by its own head's loosened attention. ``qk="width"`` uses one cosine over the full width of the
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..adapters import adapter_for
+from ..adapters import MODES, adapter_for, canonical_mode
 from ..models.clip import Clip
 from ..models.single_head import single_head_block
 from ..models.towers import run_blocks, text_embedding, text_mask, text_tokens
@@ -28,16 +30,18 @@ from .common import cosine, text_keep, text_pass
 from .registry import MethodOutput, register
 from .shared_image import grad_eclip_shared
 from .shared_text import grad_eclip_text_shared
-from .spatial_weight import QK_SCOPES, faithful_lambda, minmax, qk_cosine, readout_spatial_weight, weighted_values
-
-MODES = ("faithful", "paper")
+from .spatial_weight import QK_SCOPES, forward_lambda, minmax, qk_cosine, readout_spatial_weight, weighted_values
 
 
-def _check(mode: str, qk: str) -> None:
+def _check(mode: str, qk: str, stacklevel: int = 3) -> str:
+    """The mode under its current name (``"faithful"`` -> ``"forward"``, with a DeprecationWarning at the
+    caller's caller), or a clear error for an unknown mode or q-k scope."""
+    mode = canonical_mode(mode, stacklevel=stacklevel)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if qk not in QK_SCOPES:
         raise ValueError(f"qk must be one of {QK_SCOPES}, got {qk!r}")
+    return mode
 
 
 # ---------------------------------------------------------------------------------------------- image
@@ -74,12 +78,12 @@ class ImageTerms:
         return (lam.mean(1) if lam.ndim == 3 else lam).reshape(-1, *self.grid)
 
 
-def image_terms(model, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor, mode: str = "faithful",
+def image_terms(model, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor, mode: str = "forward",
                 spatial_weight: bool = True, qk: str = "head", **target_options) -> ImageTerms:
     """One forward and one backward (reaching only the explained layer) giving Grad-ECLIP's factors for pairs
     (pixels[index[b]], targets[b]) on any model family; ``target_options`` go to the family's target
     (``probability=True`` for a classifier)."""
-    _check(mode, qk)
+    mode = _check(mode, qk)
     adapter = adapter_for(model)
     target = adapter.target(targets, **target_options)
     layer = adapter.explained_layer(pixels, index, mode=mode)
@@ -99,7 +103,10 @@ def grad_eclip_image(model, pixels: torch.Tensor, targets: torch.Tensor, index: 
     instead of a forward and backward pass per pair. The default takes it whenever two pairs share an
     image; both routes give the same maps and scores.
     """
-    _check(options.get("mode", "faithful"), options.get("qk", "head"))
+    if "mode" in options:
+        options["mode"] = _check(options["mode"], options.get("qk", "head"))
+    else:
+        _check("forward", options.get("qk", "head"))
     if shared is None:
         shared = len(index) > len(torch.unique(index))
     if shared:
@@ -111,23 +118,24 @@ def grad_eclip_image(model, pixels: torch.Tensor, targets: torch.Tensor, index: 
 # ---------------------------------------------------------------------------------------------- text
 SHARED_TEXT_FROM = 10  # images per text from which the shared text route is the default (measured)
 
-def text_evidence(clip: Clip, ids: torch.Tensor, targets: torch.Tensor, mode: str = "faithful",
+def text_evidence(clip: Clip, ids: torch.Tensor, targets: torch.Tensor, mode: str = "forward",
                   spatial_weight: bool = True, qk: str = "head", n_layers: int = 8
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Each token's signed evidence sum_l sum_c w_c v[i, c] lambda_i over the last ``n_layers`` text
     blocks [B, L] (before the ReLU and the normalisation of the word weights), and the scores [B]."""
+    mode = _check(mode, qk)
     n = min(n_layers, len(clip.text_tower.blocks))
     eos = ids.argmax(dim=-1)
     rows = torch.arange(ids.shape[0], device=ids.device)
     total = torch.zeros(ids.shape, device=ids.device)
-    if mode == "faithful":
+    if mode == "forward":
         run = text_pass(clip, ids, first=-n)
         score = cosine(run.embedding, targets)
         positions = torch.arange(ids.shape[1], device=ids.device)
         visible = positions.unsqueeze(0) <= eos.unsqueeze(1)  # keys the end token attends to
         for record, grad in zip(run.records, run.capture.grads(score)):
             _, _, v = record.qkv()
-            lam = faithful_lambda(record, eos, visible, qk) if spatial_weight else None
+            lam = forward_lambda(record, eos, visible, qk) if spatial_weight else None
             total += weighted_values(grad[rows, eos], v, lam, record.heads)
     else:
         tower = clip.text_tower
@@ -153,7 +161,7 @@ def grad_eclip_text(
     clip: Clip,
     ids: torch.Tensor,
     targets: torch.Tensor,
-    mode: str = "faithful",
+    mode: str = "forward",
     spatial_weight: bool = True,
     qk: str = "head",
     n_layers: int = 8,
@@ -166,7 +174,7 @@ def grad_eclip_text(
     starts to pay (BENCHMARKS.md: its Jacobian costs about ten backward passes of the text). Both routes
     give the same weights and scores.
     """
-    _check(mode, qk)
+    mode = _check(mode, qk)
     if shared is None:
         _, counts = torch.unique(ids, dim=0, return_counts=True)
         shared = int(counts.max()) >= SHARED_TEXT_FROM

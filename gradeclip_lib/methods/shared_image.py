@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..adapters import adapter_for
+from ..adapters import adapter_for, canonical_mode
 from .registry import MethodOutput
 from .spatial_weight import readout_spatial_weight, spatially_weighted_values
 
@@ -69,10 +69,11 @@ def shared_image_terms(model, pixels: torch.Tensor, mode: str, spatial_weight: b
 
 
 def grad_eclip_shared(model, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor,
-                      mode: str = "faithful", spatial_weight: bool = True, qk: str = "head",
+                      mode: str = "forward", spatial_weight: bool = True, qk: str = "head",
                       **target_options) -> MethodOutput:
     """Grad-ECLIP maps [P, h, w] and scores [P] for pairs (pixels[index[p]], targets[p]) with one forward
     pass per distinct image and one Jacobian per image, however many targets share it."""
+    mode = canonical_mode(mode)
     target = adapter_for(model).target(targets, **target_options)
     weighted, jac, f, grid = shared_image_terms(model, pixels, mode, spatial_weight, qk)
     grad_f, scores = target.gradient(f[index])

@@ -16,6 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..adapters import canonical_mode
 from ..adapters.targets import cosine_gradient
 from ..models.clip import Clip
 from ..models.single_head import single_head_block
@@ -23,7 +24,7 @@ from ..models.towers import run_blocks, text_embedding, text_mask, text_tokens
 from .common import text_keep, text_pass
 from .registry import MethodOutput
 from .shared_image import per_image_matmul
-from .spatial_weight import faithful_lambda, minmax, qk_cosine, spatially_weighted_values
+from .spatial_weight import forward_lambda, minmax, qk_cosine, spatially_weighted_values
 
 
 def _row_attention(block, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, visible: torch.Tensor,
@@ -71,19 +72,20 @@ def end_token_jacobians(clip: Clip, blocks, x_first: torch.Tensor, qkv: list, eo
 def shared_text_terms(clip: Clip, ids: torch.Tensor, mode: str, spatial_weight: bool, qk: str, n_layers: int):
     """For distinct texts ``ids`` [B, L]: M [B, E, L] (word weights before the ReLU are g M for an image's
     cosine gradient g) and the text embeddings [B, E]."""
+    mode = canonical_mode(mode)
     tower = clip.text_tower
     n = min(n_layers, len(tower.blocks))
     blocks = tower.blocks[-n:]
     eos = ids.argmax(dim=-1)
     rows = torch.arange(len(ids), device=ids.device)
     with torch.no_grad():
-        if mode == "faithful":
+        if mode == "forward":
             run = text_pass(clip, ids, first=-n, grad=False)
             f = run.embedding.float()
             positions = torch.arange(ids.shape[1], device=ids.device)
             visible = positions[None, :] <= eos[:, None]
             qkv = [r.qkv() for r in run.records]
-            lams = [faithful_lambda(r, eos, visible, qk) if spatial_weight else None for r in run.records]
+            lams = [forward_lambda(r, eos, visible, qk) if spatial_weight else None for r in run.records]
             heads = run.records[0].heads
             x_first = run.records[0].input[rows, eos]
         else:
@@ -107,10 +109,11 @@ def shared_text_terms(clip: Clip, ids: torch.Tensor, mode: str, spatial_weight: 
     return m, f
 
 
-def grad_eclip_text_shared(clip: Clip, ids: torch.Tensor, targets: torch.Tensor, mode: str = "faithful",
+def grad_eclip_text_shared(clip: Clip, ids: torch.Tensor, targets: torch.Tensor, mode: str = "forward",
                            spatial_weight: bool = True, qk: str = "head", n_layers: int = 8) -> MethodOutput:
     """Grad-ECLIP word weights [P, L] and scores [P] for pairs (ids[p], targets[p]) with one pass per
     distinct text, however many images (image embeddings ``targets``) it is explained against."""
+    mode = canonical_mode(mode)
     distinct, text_of = torch.unique(ids, dim=0, return_inverse=True)
     m, f = shared_text_terms(clip, distinct, mode, spatial_weight, qk, n_layers)
     grad_f, scores = cosine_gradient(f[text_of], targets.float())

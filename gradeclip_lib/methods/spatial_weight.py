@@ -57,8 +57,8 @@ def readout_spatial_weight(layer: ExplainedLayer, qk: str = "head") -> torch.Ten
     return minmax(query_key_cosine(q, k, "width" if layer.heads == 1 else qk))
 
 
-def faithful_lambda(record: Record, query: torch.Tensor, keys: slice | torch.Tensor, qk: str) -> torch.Tensor:
-    """Spatial weight of the faithful mode, min-maxed over the chosen key positions.
+def forward_lambda(record: Record, query: torch.Tensor, keys: slice | torch.Tensor, qk: str) -> torch.Tensor:
+    """Spatial weight of the forward mode, min-maxed over the chosen key positions.
 
     ``query`` indexes one row per batch item ([B] long tensor); ``keys`` selects key positions (a slice,
     or a [B, N] boolean mask of valid keys whose other positions get weight 0).

@@ -44,12 +44,12 @@ class PromptMaps:
                            method="grad_eclip", options=dict(self.options, **self.target_options))
 
 
-def prompt_maps(clip: Any, image: ImageInput, mode: str = "faithful", preprocess: str = "keep",
+def prompt_maps(clip: Any, image: ImageInput, mode: str = "forward", preprocess: str = "keep",
                 spatial_weight: bool = True, qk: str = "head", **target_options) -> PromptMaps:
     """One forward pass and one Jacobian for ``image``; the result explains any text with a matrix
     product. The maps equal ``gl.explain(clip, image, text, mode=mode, ...)``'s. ``target_options``: the
     family's (``probability=True`` for a classifier)."""
-    _check(mode, qk)
+    mode = _check(mode, qk)
     adapter = adapter_for(clip)
     adapter.check_mode(mode)
     pixels, sizes = adapter.prepare([image], preprocess)
