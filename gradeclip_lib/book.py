@@ -5,10 +5,13 @@ from a trained model."""
 
 from __future__ import annotations
 
+import base64
 import html
+import json
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -183,6 +186,18 @@ def check() -> bool:
 QUIZ_NOTE = "*This quiz is interactive: take it in the web version of the book, or run the chapter in Jupyter.*"
 
 
+def quiz_questions(path: str | os.PathLike) -> list[dict]:
+    """A quiz's questions from its JSON file, or from the base64-encoded ``.quiz`` beside it (the student
+    edition's form, whose answers are not in plain text)."""
+    path = Path(path)
+    if path.exists():
+        return json.loads(path.read_text())
+    encoded = path.with_suffix(".quiz")
+    if encoded.exists():
+        return json.loads(base64.b64decode(encoded.read_text()))
+    raise FileNotFoundError(f"No quiz at {path} (nor {encoded.name}): run the notebook from the book's folder.")
+
+
 def quiz(path: str) -> None:
     """A chapter's quiz (jupyterquiz, answered in the page). The PDF cannot run it, so each of its
     outputs also carries Markdown: a line that says where to take the quiz, in place of the quiz."""
@@ -191,7 +206,7 @@ def quiz(path: str) -> None:
     from jupyterquiz import display_quiz
 
     with capture_output(stdout=False, stderr=False) as captured:
-        display_quiz(path)
+        display_quiz(quiz_questions(path))
     for i, output in enumerate(captured.outputs):
         data = dict(output.data)
         data["text/markdown"] = QUIZ_NOTE if i == 0 else "<!-- the quiz's script: nothing to print -->"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 
 import nbformat
@@ -18,6 +19,7 @@ CHAPTERS = sorted((ROOT / "book").glob("0*.ipynb"))
 def load_tool():
     spec = importlib.util.spec_from_file_location("student_edition", ROOT / "tools" / "student_edition.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -61,7 +63,8 @@ def test_the_student_edition_has_no_solution_and_failing_checks(tmp_path):
     tool = load_tool()
     written = tool.write_edition(tmp_path)
     assert [p.name for p in written] == [p.name for p in CHAPTERS]
-    assert (tmp_path / "book" / "teaching.md").is_file() and (tmp_path / "_toc.yml").is_file()
+    assert not (tmp_path / "book" / "teaching.md").exists() and "teaching" not in (tmp_path / "_toc.yml").read_text()
+    assert "teaching.md" not in (tmp_path / "book" / "intro.md").read_text()
     for original, copy in zip(CHAPTERS, written):
         teacher, student = nbformat.read(original, as_version=4), nbformat.read(copy, as_version=4)
         assert exercises(student) == exercises(teacher)
@@ -123,3 +126,138 @@ def test_a_quiz_is_interactive_on_the_page_and_a_pointer_in_the_pdf():
     assert questions[0]["question"][:30] in "".join(str(o.data.get("text/html", "")) +
                                                       str(o.data.get("application/javascript", ""))
                                                       for o in outputs)
+
+
+def test_the_quizzes_are_copied_encoded_and_still_load(tmp_path):
+    from gradeclip_lib.book import quiz_questions
+
+    load_tool().write_edition(tmp_path)
+    for original in sorted((ROOT / "book" / "quizzes").glob("*.json")):
+        encoded = tmp_path / "book" / "quizzes" / original.with_suffix(".quiz").name
+        assert not (tmp_path / "book" / "quizzes" / original.name).exists()
+        assert '"correct"' not in encoded.read_text()
+        # the chapter's call names the .json; the student's copy finds the encoded one beside it
+        assert quiz_questions(tmp_path / "book" / "quizzes" / original.name) == json.loads(original.read_text())
+
+
+def test_without_asserts_keeps_what_the_cell_computes():
+    tool = load_tool()
+    source = """x = 1  # kept
+assert x == 2, "the instructor's check"
+for k in (1, 2):
+    assert k > 5
+for k in (1, 2):
+    x += k
+    assert x > 50
+
+
+def f():
+    assert False
+
+
+y = [
+    x,
+]
+assert (
+    y == 0
+)
+"""
+    student = tool.without_asserts(source)
+    assert "assert" not in student and "for k in (1, 2):\n    x += k" in student
+    scope = {}
+    exec(student, scope)  # the instructor's asserts would fail; the student's copy runs
+    assert scope["y"] == [4] and scope["f"]() is None
+
+
+def test_hidden_cells_keep_their_glue_and_lose_their_asserts(tmp_path):
+    tool = load_tool()
+    for original, copy in zip(CHAPTERS, tool.write_edition(tmp_path)):
+        teacher = nbformat.read(original, as_version=4)
+        in_solutions = {c.id for cells in solutions(teacher) for c in cells}
+        student = {c.id: c for c in nbformat.read(copy, as_version=4).cells}
+        hidden = [c for c in teacher.cells if "remove-cell" in c.metadata.get("tags", []) and c.id not in in_solutions]
+        for cell in hidden:
+            glued = re.findall(r'glue\(\s*f?"[^"]+"', cell.source)
+            if not glued:  # only the instructor's checks: gone
+                assert cell.id not in student
+                continue
+            assert "assert" not in student[cell.id].source
+            assert glued == re.findall(r'glue\(\s*f?"[^"]+"', student[cell.id].source)
+
+
+def test_no_sentence_points_to_what_the_edition_removes(tmp_path):
+    tool = load_tool()
+    for copy in tool.write_edition(tmp_path):
+        prose = "\n".join(c.source for c in nbformat.read(copy, as_version=4).cells if c.cell_type == "markdown")
+        assert not tool.POINTERS.search(prose)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("Then open\nthe worked answer.")])
+    student, _ = tool.strip(nb)
+    assert student.cells[0].source == "Then compare with the worked answer when your teacher releases it."
+    book = tmp_path / "refused"
+    (book / "book").mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("See the solution below.")]),
+                   book / "book" / "x.ipynb")
+    with pytest.raises(SystemExit, match="points to content"):
+        tool.check_edition(book / "book", {})
+
+
+def executed_copies(folder: Path) -> Path:
+    """The chapters as if executed: each code cell prints its id."""
+    folder.mkdir()
+    for path in CHAPTERS:
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"output of {cell.id}\n")]
+                cell.execution_count = 1
+        nbformat.write(nb, folder / path.name)
+    return folder
+
+
+def test_the_edition_shows_the_outputs_of_every_cell_but_the_answers(tmp_path):
+    tool = load_tool()
+    executed = executed_copies(tmp_path / "executed")
+    written = tool.write_edition(tmp_path / "edition", outputs=executed)
+    for original, copy in zip(CHAPTERS, written):
+        _, _, _, withheld = tool.split_chapter(nbformat.read(original, as_version=4))
+        for cell in nbformat.read(copy, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            shown = "".join(o.get("text", "") for o in cell.outputs)
+            if "check" in cell.metadata.get("tags", []) or cell.id in withheld:
+                assert cell.outputs == []
+            else:
+                assert shown == f"output of {cell.id}\n"
+    stale = nbformat.read(executed / CHAPTERS[0].name, as_version=4)
+    code = next(c for c in stale.cells if c.cell_type == "code" and "remove-cell" not in c.metadata.get("tags", []))
+    code.source += "\n# edited since"
+    nbformat.write(stale, executed / CHAPTERS[0].name)
+    with pytest.raises(SystemExit, match="differs from the executed copy"):
+        tool.write_edition(tmp_path / "stale", outputs=executed)
+
+
+def test_released_answers_are_written_for_just_those_exercises(tmp_path):
+    tool = load_tool()
+    executed = executed_copies(tmp_path / "executed")
+    tool.write_edition(tmp_path / "edition", outputs=executed, release=["2.2", "7.3"])
+    pages = sorted(p.name for p in (tmp_path / "edition" / "book").glob("answer-*.ipynb"))
+    assert pages == ["answer-2-2.ipynb", "answer-7-3.ipynb"]
+    toc = (tmp_path / "edition" / "_toc.yml").read_text()
+    assert "book/answer-2-2" in toc and "book/answer-7-3" in toc
+    released = (("02_grad_eclip_images", "2.2", "answer-2-2"), ("07_faithfulness", "7.3", "answer-7-3"))
+    for chapter, number, page in released:
+        teacher = nbformat.read(ROOT / "book" / f"{chapter}.ipynb", as_version=4)
+        _, _, answers, _ = tool.split_chapter(teacher)
+        text = (tmp_path / "edition" / "book" / f"{page}.ipynb").read_text()
+        answer = nbformat.reads(text, as_version=4)
+        assert answer.cells[0].source.startswith(f"# Answer to exercise {number}")
+        assert not tool.POINTERS.search(answer.cells[0].source)
+        for cell in answers[number].cells:  # every line of the answer is there (asserts aside), with outputs
+            lines = [line for line in cell.source.splitlines() if "assert" not in line and "glue:text" not in line]
+            assert all(json.dumps(line)[1:-1] in text for line in lines)
+            if cell.cell_type == "code" and "remove-cell" not in cell.metadata.get("tags", []):
+                assert f"output of {cell.id}" in text
+    with pytest.raises(SystemExit, match="needs --outputs"):
+        tool.write_edition(tmp_path / "no-outputs", release=["2.2"])
+    with pytest.raises(SystemExit, match="no exercise numbered 9.9"):
+        tool.write_edition(tmp_path / "unknown", outputs=executed, release=["9.9"])
