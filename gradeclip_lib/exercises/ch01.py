@@ -11,7 +11,7 @@ from ..attention import attention_maps
 from ..images import ImageInput, prepare
 from ..methods.common import vision_pass
 from ..models.clip import Clip
-from .checking import check_tensor
+from .checking import check_tensor, passed
 
 
 @dataclass
@@ -48,6 +48,8 @@ def check_attention(answer: object, qk: QueriesKeys, clip: Clip, image: ImageInp
     mistakes = {
         "Divide the logits by sqrt(d), the width of one head, before the softmax.":
             lambda: grid(logits.softmax(-1)[:, 0, 1:]),
+        "Divide the logits by sqrt(d), not by d: the scale is the square root of one head's width.":
+            lambda: grid((logits / scale**2).softmax(-1)[:, 0, 1:]),
         "The softmax runs over all N + 1 keys, the class token's own key included; drop the class "
         "token's column only after it.": lambda: grid((logits / scale)[:, 0, 1:].softmax(-1)),
         "The softmax runs over the keys (the last axis), not over the queries.":
@@ -59,4 +61,9 @@ def check_attention(answer: object, qk: QueriesKeys, clip: Clip, image: ImageInp
         "Keep one map per head: do not average the heads.":
             lambda: grid((logits / scale).softmax(-1)[:, 0, 1:]).mean(0),
     }
-    check_tensor(answer, expected, "The attention maps", mistakes)
+    heads = qk.q.shape[0]
+    worst = check_tensor(answer, expected, "The attention maps", mistakes,
+                         where=lambda i: f"head {i[0]}, patch (row {i[1]}, column {i[2]})",
+                         case=f"(this image: {heads} heads on a {h} x {w} grid)")
+    passed(f"your attention maps equal gl.attention_maps' last layer on this image ({heads} heads on a "
+           f"{h} x {w} grid of patches; largest difference {worst:.1g}).")

@@ -14,7 +14,7 @@ from ..methods.common import vision_trunk
 from ..methods.spatial_weight import minmax, qk_cosine
 from ..models.clip import Clip
 from ..models.single_head import single_head_block
-from .checking import as_float_tensor, call, check_tensor, close
+from .checking import call, check_tensor, passed
 
 
 @dataclass
@@ -52,23 +52,43 @@ def check_map(grad_eclip_map: Callable, terms: MapTerms, clip: Clip, image: Imag
     def grid(t: torch.Tensor) -> torch.Tensor:
         return t.reshape(terms.grid)
 
+    patches = terms.cosine[1:]
     mistakes = {
-        "Apply the ReLU last: negative evidence is set to zero.": lambda: grid(evidence * lam),
+        "Negative values are left in the map: Grad-ECLIP keeps only positive evidence, "
+        "ReLU(sum_c w_c v_ic lambda_i). (A ReLU before or after the product with lambda gives the same "
+        "map, since lambda >= 0.)": lambda: grid(evidence * lam),
         "Min-max the cosine to [0, 1] over the patches before using it as the spatial weight.":
-            lambda: grid(F.relu(evidence * terms.cosine[1:])),
+            lambda: grid(F.relu(evidence * patches)),
+        "Min-max subtracts the minimum first: lambda = (cos - min) / (max - min), not cos / max.":
+            lambda: grid(F.relu(evidence * patches / patches.max())),
+        "The spatial weight is the min-maxed cosine, not a softmax of it (Grad-ECLIP loosens the "
+        "attention's softmax).": lambda: grid(F.relu(evidence * patches.softmax(0))),
         "Min-max over the patches only (tokens 1 to N): the class token's own cosine must not set the "
         "range.": lambda: grid(F.relu(evidence * minmax(terms.cosine)[1:])),
+        "Token 0 is the class token: the patches' cosines are cosine[1:], not cosine[:-1].":
+            lambda: grid(F.relu(evidence * minmax(terms.cosine[:-1]))),
         "The ReLU comes after the sum over channels, not on each channel's product.":
             lambda: grid(F.relu(terms.v * terms.w).sum(-1) * lam),
         "Multiply by the spatial weight lambda (the min-maxed cosine).": lambda: grid(F.relu(evidence)),
         "Sum over the channels (the last axis of v), one value per patch.":
             lambda: F.relu(terms.v * terms.w[None]).sum(0),
     }
-    check_tensor(call(grad_eclip_map, terms.w, terms.v, terms.cosine, terms.grid), expected, "Your map", mistakes)
-    for shift in (1.0, -1.0):  # the class token's cosine above, then below, every patch's
+    h, w = terms.grid
+    names = ("w", "v", "cosine", "grid")
+
+    def where(i: tuple[int, ...]) -> str:
+        return f"patch (row {i[0]}, column {i[1]})"
+
+    worst = check_tensor(call(grad_eclip_map, terms.w, terms.v, terms.cosine, terms.grid, names=names), expected,
+                         "Your map", mistakes, where=where, case=f"(this image and text, a {h} x {w} grid)")
+    for shift, side in ((1.0, "above"), (-1.0, "below")):  # the class token's cosine out of the patches' range
         cosine = terms.cosine.clone()
         cosine[0] = (cosine.max() if shift > 0 else cosine.min()) + shift
-        moved = as_float_tensor(call(grad_eclip_map, terms.w, terms.v, cosine, terms.grid), "Your map")
-        if not close(moved.reshape(expected.shape), expected.float()):
-            raise AssertionError("Your map: right here, but it changes when the class token's own cosine "
-                                 "(token 0) changes. Min-max over the patches only (tokens 1 to N).")
+        moved = call(grad_eclip_map, terms.w, terms.v, cosine, terms.grid, names=names)
+        check_tensor(moved, expected, "Your map", {
+            "Right on the first case, but it changes when the class token's own cosine (token 0) changes: "
+            "min-max over the patches only (tokens 1 to N).": lambda c=cosine: grid(F.relu(evidence * minmax(c)[1:])),
+        }, where=where, case=f"(the same terms, the class token's own cosine moved {side} the patches')")
+    passed(f'your map equals gl.explain(..., mode="paper") on this image and text (a {h} x {w} grid; largest '
+           f"difference {worst:.1g}), and stays the same when the class token's own cosine moves above or below "
+           "the patches' range (2 more cases).")

@@ -12,7 +12,7 @@ from ..explain import explain_text, image_target
 from ..images import ImageInput
 from ..methods.grad_eclip import text_evidence
 from ..models.clip import Clip
-from .checking import as_float_tensor, call, check_tensor, close
+from .checking import call, check_tensor, passed
 
 
 @dataclass
@@ -39,24 +39,37 @@ def check_word_weights(word_weights: Callable, words: WordEvidence, clip: Clip, 
     """``word_weights(evidence)`` must give one weight per word piece (start and end tokens left out),
     summing to 1, as `gl.explain_text`; also on evidence of its own where the start and end tokens, or
     some word pieces, carry large positive, or negative, evidence."""
-    expected = explain_text(clip, image, text).weights
     e = words.evidence
-    pieces = e[1:-1]
 
     def share(t: torch.Tensor) -> torch.Tensor:
         return t / t.sum().clamp_min(1e-12)
 
-    mistakes = {
-        "Set negative evidence to zero (ReLU) before normalising.": lambda: pieces / pieces.sum(),
-        "Normalise over the word pieces only: leave the start and end tokens out of the sum.":
-            lambda: F.relu(pieces) / F.relu(e).sum().clamp_min(1e-12),
-        "Normalise so that the weights sum to 1 (divide by their sum, not their maximum).":
-            lambda: F.relu(pieces) / F.relu(pieces).max().clamp_min(1e-12),
-        "The weights come from the ReLU and a sum, not from a softmax.": lambda: pieces.softmax(-1),
-        "One weight per word piece: leave out the start token (position 0) and the end token (the last).":
-            lambda: share(F.relu(e)),
-    }
-    check_tensor(call(word_weights, e), expected, "Your word weights", mistakes)
+    def mistakes(e: torch.Tensor) -> dict:
+        pieces = e[1:-1]
+        return {
+            "Set negative evidence to zero (ReLU) before normalising.": lambda: pieces / pieces.sum(),
+            "Set negative evidence to zero (ReLU), do not take its absolute value: negative evidence "
+            "speaks against the image.": lambda: share(pieces.abs()),
+            "Normalise over the word pieces only: leave the start and end tokens out of the sum.":
+                lambda: F.relu(pieces) / F.relu(e).sum().clamp_min(1e-12),
+            "Normalise so that the weights sum to 1 (divide by their sum, not their maximum).":
+                lambda: F.relu(pieces) / F.relu(pieces).max().clamp_min(1e-12),
+            "The weights come from the ReLU and a sum, not from a softmax.": lambda: pieces.softmax(-1),
+            "One weight per word piece: leave out the start token (position 0) and the end token (the last).":
+                lambda: share(F.relu(e)),
+            "The word pieces are positions 1 to eos - 1 (e[1:-1]); your slice starts one too early.":
+                lambda: share(F.relu(e[:-2])),
+            "The word pieces are positions 1 to eos - 1 (e[1:-1]); your slice starts one too late.":
+                lambda: share(F.relu(e[2:])),
+        }
+
+    def where(i: tuple[int, ...]) -> str:
+        return f'word piece {i[0]} ("{words.tokens[i[0] + 1]}")'
+
+    n = len(e) - 2
+    worst = check_tensor(call(word_weights, e, names=("evidence",)), explain_text(clip, image, text).weights,
+                         "Your word weights", mistakes(e), where=where,
+                         case=f'(this caption, "{text}": {n} word pieces)')
     big = float(e.abs().max()) * 3
     ends = e.clone()
     ends[0] = ends[-1] = big
@@ -66,7 +79,9 @@ def check_word_weights(word_weights: Callable, words: WordEvidence, clip: Clip, 
     cases = {"start and end tokens with large positive evidence": ends,
              "a word piece with strong negative evidence": signs}
     for what, evidence in cases.items():
-        got = as_float_tensor(call(word_weights, evidence), "Your word weights")
-        if not close(got.flatten(), share(F.relu(evidence[1:-1]))):
-            raise AssertionError(f"Your word weights: right here, but not on evidence with {what}. "
-                                 "Keep the word pieces only (1 to eos - 1), ReLU, then divide by their sum.")
+        got = call(word_weights, evidence, names=("evidence",))
+        worst = max(worst, check_tensor(got, share(F.relu(evidence[1:-1])), "Your word weights", mistakes(evidence),
+                                        where=where, case=f"(the check's own evidence, with {what})"))
+    passed(f'your word weights equal gl.explain_text\'s on "{text}" ({n} word pieces) and on 2 cases of the '
+           "check's own (large evidence on the start and end tokens; a strongly negative word piece); "
+           f"largest difference {worst:.1g}.")

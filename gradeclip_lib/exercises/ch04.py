@@ -14,7 +14,7 @@ from ..methods.common import cosine
 from ..methods.spatial_weight import minmax, qk_cosine
 from ..models.clip import Clip
 from ..models.passes import pool_pass
-from .checking import call, check_tensor
+from .checking import call, check_tensor, passed
 
 
 @dataclass
@@ -62,9 +62,15 @@ def check_pool_map(pool_map: Callable, terms: PoolTerms, clip: Clip, image: Imag
     interleaved = qk_cosine(terms.q.reshape(d, terms.heads).T, terms.k.reshape(n, d, terms.heads).permute(2, 0, 1))
     interleaved_evidence = (terms.v.reshape(n, d, terms.heads) * terms.w.reshape(d, terms.heads)).sum(1)  # [N, H]
     mistakes = {
-        "Apply the ReLU last: negative evidence is set to zero.": lambda: weighted(minmax(cos)),
+        "Negative values are left in the map: Grad-ECLIP keeps only positive evidence, a ReLU on the sum "
+        "over all heads.": lambda: weighted(minmax(cos)),
+        "The ReLU comes once, on the sum over all heads: a ReLU on each head's term drops one head's "
+        "negative evidence before it can cancel another head's positive evidence.":
+            lambda: (F.relu(per_head) * minmax(cos).T).sum(-1),
         "Min-max each head's cosine over the cells, to [0, 1], before using it as the spatial weight.":
             lambda: F.relu(weighted(cos)),
+        "Min-max each head's cosine over the cells (for each head separately), not over all heads and cells "
+        "at once.": lambda: F.relu(weighted((cos - cos.min()) / (cos.max() - cos.min()))),
         "One cosine per head, not one over the full width: channel c is weighted by its own head's lambda.":
             lambda: F.relu((terms.v @ terms.w) * minmax(qk_cosine(terms.q, terms.k))),
         "The ReLU comes after the sum over channels, not on each channel's product.":
@@ -75,5 +81,10 @@ def check_pool_map(pool_map: Callable, terms: PoolTerms, clip: Clip, image: Imag
             lambda: F.relu((interleaved_evidence * minmax(interleaved).T).sum(-1)),
         "Multiply by the spatial weight lambda.": lambda: F.relu(terms.v @ terms.w),
     }
-    answer = call(pool_map, terms.w, terms.q, terms.k, terms.v, terms.heads)
-    check_tensor(answer, expected, "Your map", mistakes)
+    h, w = terms.grid
+    answer = call(pool_map, terms.w, terms.q, terms.k, terms.v, terms.heads, names=("w", "q", "k", "v", "heads"))
+    worst = check_tensor(answer, expected, "Your map", mistakes,
+                         where=lambda i: f"cell {i[0]} (row {i[0] // w}, column {i[0] % w})",
+                         case=f"(this image and text: {n} cells on a {h} x {w} grid, {terms.heads} heads)")
+    passed(f"your map equals gl.explain's on this image and text ({n} cells on a {h} x {w} grid, "
+           f"{terms.heads} heads; largest difference {worst:.1g}).")

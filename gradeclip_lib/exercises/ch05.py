@@ -4,25 +4,51 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from ..metrics import pointing_game
 from ..synthetic import make_scenes
-from .checking import require_answer
+from .checking import call, passed, require_answer
 
 TOLERANCES = (0.0, 3.0)
 
 
+def _distances(mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """For every pixel, its distance to the nearest pixel of ``mask`` [H, W] in three metrics."""
+    h, w = mask.shape
+    ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    inside = mask.nonzero()
+    dy = (ys.flatten()[:, None] - inside[:, 0][None]).abs().float()
+    dx = (xs.flatten()[:, None] - inside[:, 1][None]).abs().float()
+    return {"euclidean": (dy**2 + dx**2).sqrt().amin(1).reshape(h, w),
+            "square": torch.maximum(dy, dx).amin(1).reshape(h, w),
+            "manhattan": (dy + dx).amin(1).reshape(h, w)}
+
+
+# where the extra cases put a map's peak: a pixel whose distances to the object tell the metrics apart
+# at a tolerance of 3 pixels (or tell d <= t from d^2 <= t)
+_PEAKS = {
+    "inside a 7 x 7 square window but more than 3 px away": lambda d: (d["square"] <= 3) & (d["euclidean"] > 3.2),
+    "within 3 px but more than 3 steps along rows and columns":
+        lambda d: (d["euclidean"] <= 2.9) & (d["manhattan"] > 3),
+    "2 px from the object": lambda d: (d["euclidean"] == 2) & (d["manhattan"] == 2),
+}
+
+
 def pointing_cases(n: int = 16, seed: int = 123) -> tuple[torch.Tensor, torch.Tensor]:
-    """Test cases: smooth random maps [n, 64, 48] (no ties; not square, so that rows and columns
+    """Test cases: smooth random maps [n + 3, 64, 48] (no ties; not square, so that rows and columns
     cannot be swapped unnoticed) and the masks of ShapesWorld objects cropped to the same size. In
     turn, a map peaks on its object, within 2 pixels of it, where a swapped row and column would read
-    its object, or has its minimum on it: each usual slip gives other hits than the right answer."""
+    its object, or has its minimum on it: each usual slip gives other hits than the right answer. The
+    last three maps peak where another distance (a square window, steps along rows and columns, or the
+    squared distance) would count another hit than the Euclidean distance of the library at 3 pixels."""
     gen = torch.Generator().manual_seed(seed)
-    scenes = make_scenes(n, seed=seed, n_objects=1, size=64)
+    scenes = make_scenes(n, seed=seed, n_objects=1, size=64) + make_scenes(len(_PEAKS), seed=seed + 1,
+                                                                           n_objects=1, size=64)
     masks = torch.stack([torch.from_numpy(s.objects[0].mask[:, :48].copy()) for s in scenes])
     h, w = masks.shape[-2:]
-    coarse = torch.rand(n, 1, 8, 6, generator=gen)
+    coarse = torch.rand(len(masks), 1, 8, 6, generator=gen)
     maps = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
     maps = maps + 1e-4 * torch.rand(maps.shape, generator=gen)  # break any tie
     near = torch.nn.functional.max_pool2d(masks[:, None].float(), 5, stride=1, padding=2)[:, 0].bool() & ~masks
@@ -41,16 +67,26 @@ def pointing_cases(n: int = 16, seed: int = 123) -> tuple[torch.Tensor, torch.Te
             maps[i, y, x] = maps[i].min() - 0.5
         else:
             maps[i, y, x] = maps[i].max() + 0.5
+    for i, pick in enumerate(_PEAKS.values(), start=n):
+        ys, xs = pick(_distances(masks[i])).nonzero(as_tuple=True)
+        j = int(torch.randint(len(ys), (1,), generator=gen))
+        maps[i, int(ys[j]), int(xs[j])] = maps[i].max() + 0.5
     return maps, masks
 
 
+def _metric_hits(maps: torch.Tensor, masks: torch.Tensor, tolerance: float, metric: str) -> torch.Tensor:
+    """The pointing game with another distance to the mask (what a slip computes)."""
+    flat = maps.flatten(1).argmax(1)
+    w = maps.shape[-1]
+    return torch.tensor([bool(_distances(m)[metric][int(i) // w, int(i) % w] <= tolerance)
+                         for m, i in zip(masks, flat)])
+
+
 def _hits(fn: Callable, maps: torch.Tensor, masks: torch.Tensor, tolerance: float) -> torch.Tensor:
-    try:
-        out = fn(maps.clone(), masks.clone(), tolerance)
-    except Exception as err:  # the student's code: say where it broke, keep the hint
-        raise AssertionError(f"Your pointing_game raised {type(err).__name__}: {err}") from err
+    out = call(fn, maps, masks, tolerance, names=("maps", "masks", "tolerance"))
     require_answer(out)
-    got = torch.as_tensor(out).bool().flatten()
+    got = torch.as_tensor(np.asarray(out if not isinstance(out, (list, tuple)) else [bool(o) for o in out]))
+    got = got.bool().flatten()
     if got.shape != (len(maps),):
         raise AssertionError(f"Your pointing_game returned {tuple(got.shape)} values for {len(maps)} maps: "
                              "return one hit (True / False) per map.")
@@ -61,6 +97,7 @@ def check_pointing_game(fn: Callable) -> None:
     """``fn(maps [B, H, W], masks [B, H, W] bool, tolerance in pixels) -> hits [B]`` must agree with
     `gl.metrics.pointing_game` on maps of its own, with tolerance 0 and 3 pixels."""
     maps, masks = pointing_cases()
+    h, w = maps.shape[-2:]
     for tolerance in TOLERANCES:
         got = _hits(fn, maps, masks, tolerance)
         expected = pointing_game(maps, masks, tolerance)
@@ -74,8 +111,29 @@ def check_pointing_game(fn: Callable) -> None:
         if torch.equal(got, _swapped(maps, masks, tolerance)):
             raise AssertionError("Rows and columns are swapped: a flat index i in an H x W map is row "
                                  "i // W, column i % W.")
-        raise AssertionError(f"With tolerance {tolerance:g} your hits {got.int().tolist()} differ from the "
-                             f"library's {expected.int().tolist()}.")
+        if tolerance:
+            if torch.equal(got, _metric_hits(maps, masks, tolerance, "square")):
+                raise AssertionError(f"Your tolerance is a square window (|dy| <= {tolerance:g} and |dx| <= "
+                                     f"{tolerance:g}): the library counts pixels within a Euclidean distance, a "
+                                     "disk, so a peak diagonally off a corner may be too far.")
+            if torch.equal(got, _metric_hits(maps, masks, tolerance, "manhattan")):
+                raise AssertionError("Your tolerance counts steps along rows and columns (|dy| + |dx|): the "
+                                     "library uses the straight-line (Euclidean) distance, sqrt(dy^2 + dx^2).")
+            if torch.equal(got, pointing_game(maps, masks, tolerance**0.5)):
+                raise AssertionError("You compare the squared distance with the tolerance: compare "
+                                     "dy^2 + dx^2 with tolerance^2 (or the distance with the tolerance).")
+        i = int((got != expected).nonzero()[0])
+        peak = int(maps[i].argmax())
+        y, x = divmod(peak, w)
+        far = float(_distances(masks[i])["euclidean"][y, x])
+        raise AssertionError(
+            f"With tolerance {tolerance:g}, your hits differ from the library's first on map {i} (a {h} x {w} map, "
+            f"an object of {int(masks[i].sum())} pixels): yours {bool(got[i])}, the library's {bool(expected[i])}. "
+            f"That map's maximum is at (row {y}, column {x}), {far:.2f} pixels from the nearest pixel of the "
+            f"object. All hits: yours {got.int().tolist()}, the library's {expected.int().tolist()}.")
+    passed(f"your hits equal gl.metrics.pointing_game's on {len(maps)} maps of {h} x {w} pixels, with tolerance "
+           f"{' and '.join(f'{t:g}' for t in TOLERANCES)} pixels (maps that peak on, near, or just out of reach "
+           "of their object).")
 
 
 def _swapped(maps: torch.Tensor, masks: torch.Tensor, tolerance: float) -> torch.Tensor:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .checking import require_answer
+from .checking import passed, require_answer
 
 # what each method's map is computed from: the image alone (False) or the image and the text (True)
 TEXT_AWARE = {
@@ -31,6 +31,10 @@ def check_text_awareness(is_text_aware: Callable[[str], bool]) -> None:
         answers[method] = bool(answer)
     wrong = [m for m in TEXT_AWARE if answers[m] != TEXT_AWARE[m]]
     if not wrong:
+        aware = [m for m in TEXT_AWARE if TEXT_AWARE[m]]
+        blind = [m for m in TEXT_AWARE if not TEXT_AWARE[m]]
+        passed(f"your test tells all {len(TEXT_AWARE)} methods apart: {', '.join(blind)} text-blind, "
+               f"{', '.join(aware)} text-aware.")
         return
     if all(answers.values()):
         raise AssertionError("Your test finds every method text-aware. Compare the *maps* of two prompts on "
@@ -40,5 +44,7 @@ def check_text_awareness(is_text_aware: Callable[[str], bool]) -> None:
         raise AssertionError("Your test finds every method text-blind. Explain two *different* phrases (the "
                              "two objects of a scene, say) and compare their maps; a threshold of exactly "
                              "0 may also be too strict for float maps: allow a small tolerance.")
-    raise AssertionError(f"Your test gets {', '.join(wrong)} wrong. Look at what the map of each is computed "
-                         "from, and at how large a difference your test calls a change.")
+    said = ", ".join(f"{m} {'text-aware' if answers[m] else 'text-blind'}" for m in wrong)
+    raise AssertionError(f"Your test gets {len(wrong)} of {len(TEXT_AWARE)} methods wrong, first {wrong[0]}: it finds "
+                         f"{said}, the library's methods are the opposite. Look at what the map of each is "
+                         "computed from, and at how large a difference your test calls a change.")

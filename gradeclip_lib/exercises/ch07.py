@@ -8,7 +8,7 @@ import torch
 
 from ..evaluation.perturb import perturbed, pixel_ranks
 from ..shapesworld.evaluate import PROMPTS, image_size
-from .checking import check_tensor, require_answer
+from .checking import call, check_tensor, close, passed, require_answer
 
 
 def one_or_many(score: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -23,13 +23,15 @@ def one_or_many(score: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torc
 
 def deletion_cases(seed: int = 7, height: int = 24, width: int = 20):
     """An image, a saliency map without ties, a substrate, checkpoint counts and a linear score:
-    small enough to check in milliseconds, not square so that axes cannot be swapped unnoticed."""
+    small enough to check in milliseconds, not square so that axes cannot be swapped unnoticed. The
+    saliency is signed (a ranking by its absolute value differs) and the counts are not multiples of
+    the image's width (a ranking by rows or columns differs)."""
     gen = torch.Generator().manual_seed(seed)
     image = torch.rand(3, height, width, generator=gen)
-    saliency = torch.rand(height, width, generator=gen)
+    saliency = torch.randn(height, width, generator=gen)
     substrate = torch.rand(3, height, width, generator=gen)
     weights = torch.randn(3, height, width, generator=gen)
-    counts = [0, 40, 80, 120, 160, 240]
+    counts = [0, 37, 80, 121, 160, 243]
 
     @one_or_many
     def score(batch: torch.Tensor) -> torch.Tensor:
@@ -53,23 +55,68 @@ def check_deletion_curve(deletion_curve: Callable) -> None:
     the score after the ``counts[j]`` most salient pixels are replaced by the substrate's, as the
     library's deletion protocol computes it (`gl.evaluation.perturb`)."""
     image, saliency, substrate, counts, score = deletion_cases()
-    try:
-        got = deletion_curve(image.clone(), saliency.clone(), substrate.clone(), list(counts), score)
-    except Exception as err:  # the student's code: say where it broke
-        raise AssertionError(f"Your deletion_curve raised {type(err).__name__}: {err}") from err
+    seen: list[torch.Tensor] = []  # the images the student's function scores, in order: its intermediates
+
+    @one_or_many
+    def watched(batch: torch.Tensor) -> torch.Tensor:
+        seen.extend(torch.as_tensor(batch).detach().float().reshape(-1, *image.shape))
+        return score(batch)
+
+    got = call(deletion_curve, image, saliency, substrate, list(counts), watched,
+               names=("image", "saliency", "substrate", "counts", "score"))
     require_answer(got)
-    if isinstance(got, (list, tuple)):
-        got = torch.stack([torch.as_tensor(g).float() for g in got])
     expected = deletion_reference(image, saliency, substrate, counts, score)
+    flat = saliency.flatten()
     mistakes = {
         "Delete the *most* salient pixels first (sort the saliency in descending order).":
             lambda: deletion_reference(image, saliency, substrate, counts, score, order=-1.0),
+        "Rank the pixels by their saliency, not by its absolute value: a negative value is evidence against, "
+        "the least reason to delete a pixel.":
+            lambda: deletion_reference(image, saliency.abs(), substrate, counts, score),
         "Deleted pixels take the substrate's values, not black.":
             lambda: deletion_reference(image, saliency, substrate, counts, score, fill=torch.zeros_like(substrate)),
+        "Deleted pixels take the substrate's value at the same pixel, not its mean colour.":
+            lambda: deletion_reference(image, saliency, substrate, counts, score,
+                                       fill=substrate.mean((1, 2), keepdim=True).expand_as(substrate)),
         "That is insertion (the top pixels kept, the rest black); deletion replaces the top pixels.":
             lambda: deletion_reference(image, saliency, substrate, counts, score, mode="insertion"),
+        "Each point deletes exactly counts[j] pixels: yours deletes one more (a slice such as order[:n + 1]).":
+            lambda: deletion_reference(image, saliency, substrate, [min(c + 1, flat.numel()) for c in counts], score),
+        "Each point deletes exactly counts[j] pixels: yours deletes one fewer (a slice such as order[:n - 1]).":
+            lambda: deletion_reference(image, saliency, substrate, [max(c - 1, 0) for c in counts], score),
     }
-    check_tensor(got, expected, "Your deletion curve", mistakes)
+    try:
+        worst = check_tensor(got, expected, "Your deletion curve", mistakes,
+                             where=lambda i: f"checkpoint {i[0]} ({counts[i[0]]} pixels deleted)")
+    except AssertionError as err:
+        if "not right yet" not in str(err):  # no named mistake: the first image scored that differs, if any
+            _first_intermediate(seen, image, saliency, substrate, counts)
+        raise
+    scored = " (and the images you scored are the library's)" if len(seen) == len(counts) else ""
+    passed(f"your curve equals the library's deletion protocol at {len(counts)} checkpoints "
+           f"({', '.join(map(str, counts))} of {flat.numel()} pixels deleted, an image of {image.shape[-2]} x "
+           f"{image.shape[-1]}; largest difference {worst:.1g}){scored}.")
+
+
+def _first_intermediate(seen, image, saliency, substrate, counts) -> None:
+    """Fail on the first image the student scored that differs from the library's image at the same
+    checkpoint (where the curve went wrong); return if the student did not score one image per point."""
+    ranks = pixel_ranks(saliency[None]).expand(len(counts), -1)
+    images = perturbed(image[None].expand(len(counts), -1, -1, -1), ranks, torch.tensor(counts), "deletion",
+                       substrate[None].expand(len(counts), -1, -1, -1))
+    if len(seen) != len(counts):
+        return
+    for j, (mine, theirs) in enumerate(zip(seen, images)):
+        if close(mine, theirs.float()):
+            continue
+        deleted = int((mine != image).any(0).sum())
+        c, y, x = (int(i) for i in ((mine - theirs).abs() > 1e-6).nonzero()[0])
+        raise AssertionError(
+            f"Your deletion curve: the image you scored at checkpoint {j} ({counts[j]} pixels to delete) is not "
+            f"the library's: you changed {deleted} pixels, the library {counts[j]}; the first that differs is "
+            f"(row {y}, column {x}), channel {c}: yours {float(mine[c, y, x]):.3g}, the library's "
+            f"{float(theirs[c, y, x]):.3g} (the original {float(image[c, y, x]):.3g}, the substrate "
+            f"{float(substrate[c, y, x]):.3g}).")
 
 
 def phrase_probability(clip, phrase: str) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 from ..synthetic import make_scenes
-from .checking import call, check_tensor
+from .checking import call, check_tensor, passed
 
 
 def lift(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -30,14 +30,24 @@ def lift_cases(n: int = 12, seed: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
 def check_lift(fn: Callable) -> None:
     """``fn(maps [B, H, W], masks [B, H, W] bool) -> [B]`` must equal `lift` on cases of its own."""
     maps, masks = lift_cases()
-    got = call(fn, maps, masks.clone())
+    got = call(fn, maps, masks, names=("maps", "masks"))
     mass = maps.clamp_min(0)
-    share = (mass * masks).flatten(1).sum(1) / mass.flatten(1).sum(1)
-    raw = (maps * masks).flatten(1).sum(1) / maps.flatten(1).sum(1) / masks.float().flatten(1).mean(1)
-    check_tensor(got, lift(maps, masks), "lift", mistakes={
+    inside = (mass * masks).flatten(1).sum(1)
+    share = inside / mass.flatten(1).sum(1)
+    fraction = masks.float().flatten(1).mean(1)
+    raw = (maps * masks).flatten(1).sum(1) / maps.flatten(1).sum(1) / fraction
+    absolute = maps.abs()
+    worst = check_tensor(got, lift(maps, masks), "lift", mistakes={
         "Clamp the map at 0 first: negative values are not mass, and they can make the share exceed 1.": raw,
+        "Clamp the map at 0 (negative values are no mass), do not take its absolute value.":
+            (absolute * masks).flatten(1).sum(1) / absolute.flatten(1).sum(1) / fraction,
         "That is the share of the mass; divide it by the mask's share of the pixels, so that 1 means "
         "'no more mass on the object than its size gives it'.": share,
         "Divide by the mask's share of the pixels (a fraction of the image), not by its pixel count.":
             share / masks.float().flatten(1).sum(1),
-    })
+        "Compare the mass on the object with the whole map's mass, not with the mass off the object.":
+            inside / (mass * ~masks).flatten(1).sum(1) / fraction,
+    }, where=lambda i: f"case {i[0]} (an object of {int(masks[i[0]].sum())} of {masks[i[0]].numel()} pixels)",
+        case=f"(the check's {len(maps)} signed maps of {maps.shape[-2]} x {maps.shape[-1]})")
+    passed(f"your lift equals the library's definition on {len(maps)} signed maps of {maps.shape[-2]} x "
+           f"{maps.shape[-1]} pixels with ShapesWorld objects (largest difference {worst:.1g}).")
