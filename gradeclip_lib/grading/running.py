@@ -1,0 +1,87 @@
+"""Run one notebook in a fresh ``python3`` kernel: every cell, errors included (``allow_errors``), under a
+wall-clock limit for the whole notebook, offline. What happened is stored in the notebook's metadata
+(``metadata.grading``), so the executed notebook alone says what to read from it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+from .offline import offline_env
+
+FINISHED, TIMED_OUT, DIED, FAILED = "finished", "timed out", "kernel died", "could not run"
+
+
+class _Progress:
+    """Which cell started last and which finished last (nbclient's hooks)."""
+
+    def __init__(self) -> None:
+        self.started: int | None = None
+        self.finished: int | None = None
+
+    def start(self, cell: dict, cell_index: int) -> None:
+        self.started = cell_index
+
+    def executed(self, cell: dict, cell_index: int, execute_reply: dict) -> None:
+        self.finished = cell_index
+
+    @property
+    def running(self) -> int | None:
+        """The cell that had started and not finished when the run stopped."""
+        return self.started if self.started != self.finished else None
+
+
+async def _execute(client: NotebookClient, timeout: float, env: dict[str, str], cwd: str) -> bool:
+    """Run the notebook; past ``timeout``, cancel it (nbclient then kills the kernel) and return False."""
+    task = asyncio.ensure_future(client.async_execute(env=env, cwd=cwd))
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if done:
+        task.result()  # the run's own error, if any
+        return True
+    task.cancel()
+    try:
+        await task
+    except BaseException:  # noqa: BLE001 - the cancelled run ends with whatever nbclient raised on the way out
+        pass
+    return False
+
+
+async def run_notebook_async(nb: nbformat.NotebookNode, timeout: float, cwd: str | Path, env: dict[str, str],
+                             kernel: str = "python3") -> nbformat.NotebookNode:
+    """Execute ``nb`` in place (outputs, errors) in a kernel started with ``env``, within ``timeout`` seconds from
+    its start, then kill the kernel; ``nb.metadata.grading`` says ``status`` (finished, timed out, kernel died,
+    could not run), the ``cell`` that was running when it stopped, and the ``seconds`` it took."""
+    for cell in nb.cells:  # a submission may come with outputs: only this run's count
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+            cell.metadata.pop("execution", None)
+    client = NotebookClient(nb, kernel_name=kernel, allow_errors=True, timeout=None, record_timing=True,
+                            shutdown_kernel="immediate", startup_timeout=max(int(timeout), 1))
+    progress = _Progress()
+    client.on_cell_start, client.on_cell_executed = progress.start, progress.executed
+    client.log.setLevel(logging.CRITICAL)  # the outcome goes to the gradebook, not to the terminal
+    start, status, detail = time.monotonic(), FINISHED, ""
+    try:
+        if not await _execute(client, timeout, env, str(cwd)):
+            status = TIMED_OUT
+    except DeadKernelError as err:
+        status, detail = DIED, str(err)
+    except Exception as err:  # a kernel that would not start, a broken notebook: recorded, not raised
+        status, detail = FAILED, f"{type(err).__name__}: {err}"
+    nb.metadata["grading"] = {"status": status, "cell": None if status == FINISHED else progress.running,
+                              "timeout": timeout, "detail": detail, "seconds": round(time.monotonic() - start, 1)}
+    return nb
+
+
+def run_notebook(nb: nbformat.NotebookNode, timeout: float, cwd: str | Path,
+                 kernel: str = "python3") -> nbformat.NotebookNode:
+    """``run_notebook_async`` offline (see ``offline.offline_env``), from synchronous code."""
+    with tempfile.TemporaryDirectory(prefix="gradeclip-grading-") as tmp:
+        return asyncio.run(run_notebook_async(nb, timeout, cwd, offline_env(tmp), kernel))
