@@ -118,7 +118,7 @@ def test_rubric_scoring_and_gradebook(tmp_path):
 def test_the_book_s_rubric_covers_every_exercise():
     rubric = load_rubric(BOOK / "rubrics.json")
     numbers = {e.number for path in BOOK.glob("*.ipynb") for e in find_exercises(nbformat.read(path, as_version=4))}
-    assert numbers <= set(rubric.exercises)
+    assert numbers <= set(rubric.exercises), f"add {sorted(numbers - set(rubric.exercises))} to book/rubrics.json"
     assert rubric.reports and all(item.criteria for item in rubric.reports.values())
 
 
