@@ -60,6 +60,8 @@ STUDENT_PAGES = {
 # phrases that would point a student to content their edition does not have
 POINTERS = re.compile(r"open the worked answer|before\s+reading\s+the\s+discussion|first exercise|"
                       r"teaching\.md|teacher's page|solution below", re.IGNORECASE)
+# a cell hidden in the book that checks the prose (asserts) or hands it its numbers (MyST glue)
+INSTRUCTOR_CELL = re.compile(r"\bassert\b|\bglue\(")
 EXERCISE = re.compile(r"^`{3,}\{exercise\}\s+(\d+\.\d+)\s+(.*)$", re.MULTILINE)
 
 
@@ -172,7 +174,7 @@ def strip(nb, expect_failures: bool = False) -> tuple[object, list[str]]:
             continue
         cell.outputs, cell.execution_count = [], None
         tags = cell.metadata.get("tags", [])
-        if "remove-cell" in tags and not student_hidden_cell(cell):
+        if "remove-cell" in tags and INSTRUCTOR_CELL.search(cell.source) and not student_hidden_cell(cell):
             continue
         if "quiz(" in cell.source and "remove-input" in tags:
             # shown in the student's HTML too: the call a student runs in Jupyter
@@ -237,7 +239,8 @@ def answer_page(answer: Answer, chapter: str, executed) -> object:
     for cell in cells:
         if cell.cell_type == "markdown":
             cell.source = re.sub(r"\{glue:text\}`([^`]+)`", from_chapter, cell.source)
-        elif "remove-cell" in cell.metadata.get("tags", []) and not student_hidden_cell(cell):
+        elif ("remove-cell" in cell.metadata.get("tags", []) and INSTRUCTOR_CELL.search(cell.source)
+              and not student_hidden_cell(cell)):
             continue
         kept.append(cell)
     head.source = re.sub(r"\{glue:text\}`([^`]+)`", from_chapter, head.source)
