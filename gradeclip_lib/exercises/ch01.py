@@ -11,7 +11,7 @@ from ..attention import attention_maps
 from ..images import ImageInput, prepare
 from ..methods.common import vision_pass
 from ..models.clip import Clip
-from .checking import check_tensor, passed
+from .checking import as_yes_no, check_tensor, passed
 
 
 @dataclass
@@ -67,3 +67,32 @@ def check_attention(answer: object, qk: QueriesKeys, clip: Clip, image: ImageInp
                          case=f"(this image: {heads} heads on a {h} x {w} grid)")
     passed(f"your attention maps equal gl.attention_maps' last layer on this image ({heads} heads on a "
            f"{h} x {w} grid of patches; largest difference {worst:.1g}).")
+
+
+def check_prediction(attention_differs: object, score_differs: object, clip: Clip | None = None) -> None:
+    """Exercise 1.1: for one ShapesWorld scene with two objects and the two prompts that name them, does
+    the class token's last-layer attention differ between the prompts (no), and does S (yes)? The
+    check measures both on the worked answer's scene (seed 3) with the ShapesWorld model."""
+    attention = as_yes_no(attention_differs, "attention_differs")
+    score = as_yes_no(score_differs, "score_differs")
+    from ..explain import explain
+    from ..models import load_clip
+    from ..synthetic import make_scenes
+
+    clip = clip or load_clip("shapes")
+    scene = make_scenes(1, seed=3, n_objects=2, size=64)[0]
+    phrases = [o.phrase for o in scene.objects]
+    maps = [attention_maps(clip, scene.image)[0, -1] for _ in phrases]  # the call takes no prompt
+    same = bool(torch.equal(maps[0], maps[1]))
+    scores = explain(clip, [scene.image] * 2, phrases).scores.tolist()
+    measured = (f"the last layer's attention is {'the same' if same else 'different'} for both prompts "
+                f"(gl.attention_maps takes no prompt), and S is {scores[0]:.3f} for {phrases[0]!r}, "
+                f"{scores[1]:.3f} for {phrases[1]!r}")
+    if attention != (not same):
+        raise AssertionError(f"attention_differs: you predicted {attention}; measured on one scene: {measured}. "
+                             "The attention is computed inside the image encoder, which never sees the text.")
+    if score != (abs(scores[0] - scores[1]) > 1e-6):
+        raise AssertionError(f"score_differs: you predicted {score}; measured on one scene: {measured}. S is the "
+                             "cosine between the image's embedding and the text's: another text, another S.")
+    passed(f"on one scene with two objects, {measured}. So an explanation of S must depend on the text, which "
+           "raw attention cannot.")

@@ -14,7 +14,7 @@ from ..methods.common import vision_trunk
 from ..methods.spatial_weight import minmax, qk_cosine
 from ..models.clip import Clip
 from ..models.single_head import single_head_block
-from .checking import call, check_tensor, passed
+from .checking import as_choice, call, check_choice, check_tensor, passed
 
 
 @dataclass
@@ -92,3 +92,52 @@ def check_map(grad_eclip_map: Callable, terms: MapTerms, clip: Clip, image: Imag
     passed(f'your map equals gl.explain(..., mode="paper") on this image and text (a {h} x {w} grid; largest '
            f"difference {worst:.1g}), and stays the same when the class token's own cosine moves above or below "
            "the patches' range (2 more cases).")
+
+
+CHANGES = ("up", "down", "no change")
+_SPELLINGS = {"same": "no change", "unchanged": "no change", "none": "no change", "falls": "down", "drops": "down",
+              "lower": "down", "decreases": "down", "rises": "up", "higher": "up", "increases": "up"}
+
+
+def spatial_weight_effect(clip: Clip, n: int = 60, seed: int = 30_004) -> dict[bool, tuple[float, float]]:
+    """The pointing game (tolerance 0.04 x the side) and the mean share of the map's mass on the named
+    object, with and without lambda, on ``n`` of chapter 5's four-object scenes: {weighted: (rate, mass)}."""
+    from ..metrics import energy_pointing_game, pointing_game
+    from ..shapesworld.evaluate import image_size
+    from ..synthetic import make_scenes
+
+    size = image_size(clip)
+    scenes = make_scenes(n, seed=seed, n_objects=4, size=size)
+    masks = torch.stack([torch.from_numpy(s.objects[0].mask) for s in scenes])
+    found = {}
+    for weighted in (True, False):
+        maps = explain(clip, [s.image for s in scenes], [s.objects[0].phrase for s in scenes],
+                       spatial_weight=weighted).upsampled(normalized=True)
+        found[weighted] = (float(pointing_game(maps, masks, 0.04 * size).float().mean()),
+                           float(energy_pointing_game(maps, masks).mean()))
+    return found
+
+
+def _direction(before: float, after: float, margin: float) -> str:
+    return "no change" if abs(after - before) <= margin else "up" if after > before else "down"
+
+
+def check_prediction(pointing: object, mass: object, clip: Clip | None = None, n: int = 60) -> None:
+    """Exercise 2.1: without lambda, does (a) the pointing game and (b) the share of the map's mass on the
+    named object go up, down, or not change? Measured on ``n`` four-object scenes (the worked answer: 200)."""
+    from ..models import load_clip
+
+    pointing = as_choice(pointing, CHANGES, "pointing", _SPELLINGS)
+    mass = as_choice(mass, CHANGES, "mass", _SPELLINGS)
+    found = spatial_weight_effect(clip or load_clip("shapes"), n)
+    (rate_on, mass_on), (rate_off, mass_off) = found[True], found[False]
+    measured = (f"on {n} of chapter 5's four-object scenes, without lambda the pointing game goes from {rate_on:.2f} "
+                f"to {rate_off:.2f} and the mass on the object from {mass_on:.2f} to {mass_off:.2f}")
+    why = ("The channel weights w select the features the text asks for, and many patches carry some of them: "
+           "without lambda the product is spread over the image; lambda keeps the patches the class token reads.")
+    check_choice(pointing, _direction(rate_on, rate_off, 0.05), CHANGES, "pointing", measured, aliases=_SPELLINGS,
+                 hints={c: why for c in CHANGES})
+    check_choice(mass, _direction(mass_on, mass_off, 0.02), CHANGES, "mass", measured, aliases=_SPELLINGS,
+                 hints={c: why for c in CHANGES})
+    passed(f"{measured}: the pointing game {pointing}, the mass {mass}, as you predicted. The worked answer "
+           "measures both on 200 scenes.")

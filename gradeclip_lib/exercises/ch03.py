@@ -12,7 +12,7 @@ from ..explain import explain_text, image_target
 from ..images import ImageInput
 from ..methods.grad_eclip import text_evidence
 from ..models.clip import Clip
-from .checking import call, check_tensor, passed
+from .checking import as_choice, as_number, call, check_choice, check_number, check_tensor, passed
 
 
 @dataclass
@@ -85,3 +85,42 @@ def check_word_weights(word_weights: Callable, words: WordEvidence, clip: Clip, 
     passed(f'your word weights equal gl.explain_text\'s on "{text}" ({n} word pieces) and on 2 cases of the '
            "check's own (large evidence on the start and end tokens; a strongly negative word piece); "
            f"largest difference {worst:.1g}.")
+
+
+PIECES = ("a", "photo", "of", "colour", "shape")
+_PIECE_SPELLINGS = {"<colour>": "colour", "color": "colour", "<color>": "colour", "the colour": "colour",
+                    "colour word": "colour", "<shape>": "shape", "the shape": "shape", "shape word": "shape",
+                    "yellow": "colour", "circle": "shape"}
+
+
+def template_weights(clip: Clip, n: int = 20, seed: int = 80_000) -> torch.Tensor:
+    """Grad-ECLIP's mean word weights [6] of "a photo of <colour> <shape>" on ``n`` one-object scenes
+    described by that caption: "a", "photo", "of", "a", the colour, the shape."""
+    from ..shapesworld.evaluate import image_size
+    from ..synthetic import make_scenes
+
+    scenes = make_scenes(n, seed=seed, n_objects=1, size=image_size(clip))
+    weights = explain_text(clip, [s.image for s in scenes], [f"a photo of {s.objects[0].phrase}" for s in scenes])
+    return torch.stack([w.weights for w in weights]).float().mean(0)
+
+
+def check_prediction(most: object, template_share: object, clip: Clip | None = None, n: int = 20) -> None:
+    """Exercise 3.1: which word piece of "a photo of a <colour> <shape>" gets the most weight (one of
+    `PIECES`), and how much the four template pieces get together (a number in [0, 1], right within
+    0.1). Measured on ``n`` scenes (the worked answer: 100)."""
+    from ..models import load_clip
+
+    most = as_choice(most, PIECES, "most", _PIECE_SPELLINGS)
+    share = as_number(template_share, "template_share", 0.0, 1.0)
+    mean = template_weights(clip or load_clip("shapes"), n)
+    named = dict(zip(["a", "photo", "of", "a (second)", "colour", "shape"], mean.tolist()))
+    measured = f"on {n} scenes the mean weights are " + ", ".join(f"{k} {v:.3f}" for k, v in named.items())
+    top = max(("a", "photo", "of", "colour", "shape"), key=lambda k: max(named[k], named.get(f"{k} (second)", 0)))
+    check_choice(most, top, PIECES, "most", measured, hints={
+        "colour": "The colour matters, but here the shape word carries more of the caption's direction.",
+        **{p: "The template is in every training caption, so it cannot tell images apart: the object words "
+              "take nearly all the weight." for p in ("a", "photo", "of")}})
+    template = float(mean[:4].sum())
+    check_number(share, template, 0.1, "template_share", f" ({measured})")
+    passed(f"{measured}: the {top} word gets the most and the template {template:.3f} together (you said "
+           f"{share:g}). The worked answer measures it on 100 scenes.")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..explain import explain
 from ..images import ImageInput, prepare
@@ -14,7 +15,7 @@ from ..methods.common import cosine
 from ..methods.spatial_weight import minmax, qk_cosine
 from ..models.clip import Clip
 from ..models.passes import pool_pass
-from .checking import call, check_tensor, passed
+from .checking import call, check_tensor, passed, require_answer
 
 
 @dataclass
@@ -88,3 +89,54 @@ def check_pool_map(pool_map: Callable, terms: PoolTerms, clip: Clip, image: Imag
                          case=f"(this image and text: {n} cells on a {h} x {w} grid, {terms.heads} heads)")
     passed(f"your map equals gl.explain's on this image and text ({n} cells on a {h} x {w} grid, "
            f"{terms.heads} heads; largest difference {worst:.1g}).")
+
+
+_METHOD_SPELLINGS = {"attention rollout": "rollout", "raw attention": "self_attention", "attention": "self_attention",
+                     "maskclip": "mask_clip", "clipsurgery": "clip_surgery", "grad eclip": "grad_eclip",
+                     "gradeclip": "grad_eclip", "gradcam": "grad_cam", "grad cam": "grad_cam"}
+
+
+def check_prediction(cells: object, not_on_cnn: object, clip: Clip | None = None) -> None:
+    """Exercise 4.1: the number of cells of RN50's keep-size Grad-ECLIP map of a 451 x 300 photograph
+    (or its grid, (rows, columns)), and the methods of chapters 2 and 6 that cannot run on a CNN.
+    Measured on RN50's architecture with random weights, as the worked answer."""
+    from .. import samples
+    from ..methods import IMAGE_METHODS, RESNET_METHODS
+    from ..models import load_clip
+    from .checking import as_names, as_number
+
+    require_answer(cells)
+    grid = tuple(int(c) for c in cells) if isinstance(cells, (tuple, list)) else None
+    count = None if grid else int(as_number(cells, "cells", 0))
+    names = sorted(IMAGE_METHODS)
+    chosen = set(as_names(not_on_cnn, "not_on_cnn", names, _METHOD_SPELLINGS))
+    rn50 = clip or load_clip("RN50", pretrained=None)  # the architecture only: shapes need no trained weights
+    photo = samples.sample_image("chelsea")
+    with Image.open(photo) as image:
+        width, height = image.size
+    h, w = explain(rn50, photo, "a cat").maps[0].shape
+    measured = f"RN50's map of the {width} x {height} photograph has a {h} x {w} grid, {h * w} cells"
+    if (grid or count) not in ((h, w), h * w):
+        stride = 32
+        if grid == (w, h):
+            hint = "The grid is (rows, columns): the height comes first."
+        elif (grid and grid[0] * grid[1] or count) == 49:
+            hint = "Keep-size explanations do not resize to 224 x 224: the image keeps its own size."
+        else:
+            hint = (f"Keep-size rounds each side to the nearest multiple of the stride ({stride}): "
+                    f"{height} -> {h * stride} and {width} -> {w * stride} pixels, then divides by it.")
+        raise AssertionError(f"cells: you predicted {cells!r}; {measured}. {hint}")
+    blind = sorted(set(IMAGE_METHODS) - set(RESNET_METHODS))
+    if chosen != set(blind):
+        extra, missing = sorted(chosen - set(blind)), sorted(set(blind) - chosen)
+        parts = []
+        if extra:
+            parts.append(f"{', '.join(extra)} {'runs' if len(extra) == 1 else 'run'} on RN50 (only a score and one "
+                         "place to read features are needed; the pool's own attention stands in for self_attention)")
+        if missing:
+            parts.append(f"{', '.join(missing)} cannot: {'it reads' if len(missing) == 1 else 'they read'} a "
+                         "transformer's attention layers, and a CNN has none")
+        raise AssertionError(f"not_on_cnn: {'; '.join(parts)}. The library runs {', '.join(sorted(RESNET_METHODS))} "
+                             f"on a CNN.")
+    passed(f"{measured}; {', '.join(blind)} cannot run on it (they need a ViT's blocks), "
+           f"{', '.join(sorted(RESNET_METHODS))} can.")

@@ -144,3 +144,45 @@ def _swapped(maps: torch.Tensor, masks: torch.Tensor, tolerance: float) -> torch
     misread = torch.zeros_like(maps)
     misread[torch.arange(len(maps)), flat % h, flat // h] = 1.0
     return pointing_game(misread, masks, tolerance)
+
+
+def pointing_floor(size: int, n: int = 200, seed: int = 30_000, tolerance: float = 0.04) -> float:
+    """The share of the image within ``tolerance`` x ``size`` pixels of the named object, over ``n``
+    four-object scenes: how often a map whose maximum falls anywhere hits."""
+    scenes = make_scenes(n, seed=seed, n_objects=4, size=size)
+    masks = torch.stack([torch.from_numpy(s.objects[0].mask) for s in scenes])
+    radius = tolerance * size
+    reach = int(radius)
+    grid = torch.arange(-reach, reach + 1)
+    disk = ((grid[:, None] ** 2 + grid[None] ** 2) <= radius**2).float()
+    near = torch.nn.functional.conv2d(masks[:, None].float(), disk[None, None], padding=reach)[:, 0] > 0
+    return float(near.float().mean())
+
+
+def check_prediction(random_rate: object, clip=None, n: int = 50) -> None:
+    """Exercise 5.1: a random map's pointing game on four-object scenes (a rate in [0, 1], right within
+    0.05 of the share of the image within the tolerance of the object, measured on 200 scenes); the
+    random map's own rate is measured on ``n`` scenes (the worked answer: 200)."""
+    from ..models import load_clip
+    from ..shapesworld.evaluate import image_size, localisation
+    from .checking import as_number
+
+    require_answer(random_rate)
+    if isinstance(random_rate, (int, float)) and 1 < random_rate <= 100:
+        raise AssertionError(f"random_rate: give a rate between 0 and 1 (0.3 for 30 %), not {random_rate!r}.")
+    rate = as_number(random_rate, "random_rate", 0.0, 1.0)
+    clip = clip or load_clip("shapes")
+    size = image_size(clip)
+    floor = pointing_floor(size)
+    hits = localisation(clip, method="random", n_objects=4, n=n)["pointing"].float()
+    measured = (f"{floor:.3f} of the image lies within {0.04 * size:.1f} pixels of the named object (200 scenes), "
+                f"and the random map's pointing game is {float(hits.mean()):.2f} on {n} scenes")
+    if abs(rate - floor) > 0.05:
+        hint = ("One in four is the chance of picking the right *object*; a random map's maximum picks a *pixel*, "
+                "and the object with its margin covers a small share of the image."
+                if abs(rate - 0.25) < 0.03 else
+                "A map that knows nothing hits as often as its maximum lands near the object by chance: the share "
+                "of the image within the tolerance of the object.")
+        raise AssertionError(f"random_rate: you predicted {rate:g}; {measured}. {hint}")
+    passed(f"you predicted {rate:g}: {measured}. The worked answer measures the random map on 200 scenes; this is "
+           "the floor every method must beat.")

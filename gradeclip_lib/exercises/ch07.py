@@ -140,3 +140,57 @@ def phrase_probability(clip, phrase: str) -> Callable[[torch.Tensor], torch.Tens
         return (scale * f @ classifier.to(f.device)).softmax(-1)[:, target].cpu()
 
     return score
+
+
+ORDERS = ("perfect", "random")
+
+
+def perfect_and_random(clip, n: int = 8, seed: int = 90_000) -> dict[str, torch.Tensor]:
+    """The mean probability of the right phrase [3] after deleting 0, 5 and 50 % of the pixels (replaced by
+    the protocol's noise) in two orders, the object's pixels first ("perfect") and a random order, on ``n``
+    one-object scenes of the worked answer (its first ``n``)."""
+    from torchvision.transforms.functional import to_tensor
+
+    from ..evaluation.perturb import noise_image
+    from ..synthetic import make_scenes
+
+    size = image_size(clip)
+    counts = [0, int(0.05 * size * size), int(0.5 * size * size)]
+    gen = torch.Generator().manual_seed(0)
+    curves: dict[str, list[torch.Tensor]] = {"perfect": [], "random": []}
+    for i, scene in enumerate(make_scenes(n, seed=seed, n_objects=1, size=size)):
+        image = to_tensor(scene.image)
+        score = phrase_probability(clip, scene.objects[0].phrase)
+        noise = noise_image(f"probe-{i}", size, size).float() / 255
+        mask = torch.from_numpy(scene.objects[0].mask).float()
+        for name, saliency in (("perfect", mask + 1e-3 * torch.rand(mask.shape, generator=gen)),
+                               ("random", torch.rand(mask.shape, generator=gen))):
+            curves[name].append(deletion_reference(image, saliency, noise, counts, score))
+    return {name: torch.stack(c).mean(0) for name, c in curves.items()}
+
+
+def check_prediction(perfect_at_5: object, random_at_5: object, lower_at_50: object, clip=None, n: int = 8) -> None:
+    """Exercise 7.1: the probability of the right phrase after deleting 5 % of the pixels in the perfect
+    order and in a random order (each right within 0.2), and which order is lower after 50 % ("perfect"
+    or "random"); measured on ``n`` one-object scenes (the worked answer: 50)."""
+    from ..models import load_clip
+    from .checking import as_choice, as_number, check_choice, check_number
+
+    perfect = as_number(perfect_at_5, "perfect_at_5", 0.0, 1.0)
+    random = as_number(random_at_5, "random_at_5", 0.0, 1.0)
+    lower = as_choice(lower_at_50, ORDERS, "lower_at_50", {"object first": "perfect", "the perfect map": "perfect",
+                                                            "perfect map": "perfect", "random order": "random"})
+    found = perfect_and_random(clip or load_clip("shapes"), n)
+    p, r = found["perfect"], found["random"]
+    measured = (f"on {n} one-object scenes the probability goes from {float(p[0]):.2f} to {float(p[1]):.2f} after "
+                f"5 % in the perfect order and to {float(r[1]):.2f} in a random order; after 50 %, "
+                f"{float(p[2]):.2f} and {float(r[2]):.2f}")
+    check_number(perfect, float(p[1]), 0.2, "perfect_at_5", f" ({measured}): the whole object is within the top "
+                 "5 % of the pixels in most scenes")
+    check_number(random, float(r[1]), 0.2, "random_at_5", f" ({measured}): 5 % of random pixels rarely destroy "
+                 "the object")
+    right = "perfect" if p[2] < r[2] else "random"
+    check_choice(lower, right, ORDERS, "lower_at_50", measured, hints={
+        "random": "Noise over half of the image destroys part of the object by chance, but the perfect order "
+                  "has removed all of it."})
+    passed(f"{measured}. The worked answer measures it on 50 scenes, with Grad-ECLIP's order for comparison.")

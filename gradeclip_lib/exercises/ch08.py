@@ -51,3 +51,28 @@ def check_lift(fn: Callable) -> None:
         case=f"(the check's {len(maps)} signed maps of {maps.shape[-2]} x {maps.shape[-1]})")
     passed(f"your lift equals the library's definition on {len(maps)} signed maps of {maps.shape[-2]} x "
            f"{maps.shape[-1]} pixels with ShapesWorld objects (largest difference {worst:.1g}).")
+
+
+WORDS = ("red", "and", "lovely", "a")
+
+
+def check_prediction(ranking: object, weights: dict) -> None:
+    """Exercise 8.1: the words "red", "and", "lovely" and "a" from the heaviest to the lightest mean
+    Grad-ECLIP weight, against the chapter's ``weights`` (`analyses.shapes_word_weights`: word -> (mean
+    weight, occurrences) over its captions)."""
+    from .checking import as_names
+
+    order = as_names(ranking, "ranking", WORDS)
+    if sorted(order) != sorted(WORDS):
+        raise AssertionError(f"ranking: rank each of {', '.join(map(repr, WORDS))} once (you gave {order}).")
+    measured = sorted(WORDS, key=lambda w: -weights[w][0])
+    values = ", ".join(f"{w} {weights[w][0]:.3f}" for w in measured)
+    captions = max(count for _, count in (weights[w] for w in WORDS))
+    for i, (mine, theirs) in enumerate(zip(order, measured)):
+        if mine != theirs:
+            raise AssertionError(
+                f"ranking: place {i + 1} differs: you put {mine!r}, the measured weights put {theirs!r} (mean weights "
+                f"over the chapter's captions: {values}). Think of what each word says about the picture that the "
+                "others do not already say.")
+    passed(f"your ranking {order} is the measured one (mean weights: {values}; up to {captions} occurrences "
+           "per word, the chapter's captions).")

@@ -54,3 +54,39 @@ def check_region_pooling(fn: Callable) -> None:
         case=f"(the check's {b} maps on a {h} x {w} grid, features of {e} dimensions)")
     passed(f"your region embeddings equal the library's pool_regions(map_weights(...)) on {b} signed maps on a "
            f"{h} x {w} grid, features of {e} dimensions (largest difference {worst:.1g}).")
+
+
+RUNS = ("grad_eclip", "none", "masks", "uniform")
+_RUN_SPELLINGS = {"grad-eclip regions": "grad_eclip", "grad eclip": "grad_eclip", "grad-eclip": "grad_eclip",
+                  "global loss only": "none", "global": "none", "global loss": "none", "true masks": "masks",
+                  "mask": "masks", "uniform regions": "uniform"}
+
+
+def check_prediction(ranking: object, least_change: object, record: dict) -> None:
+    """Exercise 9.1: the four runs (`RUNS`: Grad-ECLIP regions, global loss only, true masks, uniform) from
+    the best region classification after tuning to the worst, and the run that changes the dense
+    features' pointing game least, against the chapter's results (``record``, the tuning's results file)."""
+    from .checking import as_choice, as_names
+
+    order = as_names(ranking, "ranking", RUNS, _RUN_SPELLINGS)
+    if sorted(order) != sorted(RUNS):
+        raise AssertionError(f"ranking: rank each of {', '.join(map(repr, RUNS))} once (you gave {order}).")
+    least = as_choice(least_change, RUNS, "least_change", _RUN_SPELLINGS)
+    runs = record["runs"]
+    region = {name: runs[name]["checks"]["region"][0] for name in RUNS}
+    measured = sorted(RUNS, key=lambda name: -region[name])
+    values = ", ".join(f"{name} {region[name]:.2f}" for name in measured)
+    for i, (mine, theirs) in enumerate(zip(order, measured)):
+        if mine != theirs:
+            raise AssertionError(f"ranking: place {i + 1} differs: you put {mine!r}, the results put {theirs!r} "
+                                 f"(region classification after tuning: {values}).")
+    before = record["before"]["pointing_dense"][0]
+    change = {name: runs[name]["checks"]["pointing_dense"][0] - before for name in RUNS}
+    barely = sorted((name for name in RUNS if abs(change[name]) <= 0.05), key=lambda name: abs(change[name]))
+    moves = ", ".join(f"{name} {change[name]:+.3f}" for name in RUNS)
+    if least not in barely:
+        raise AssertionError(f"least_change: you predicted {least!r}; the dense pointing game ({before:.3f} before "
+                             f"tuning) moves by {moves}: {' and '.join(barely)} barely move it (by 0.05 or less). "
+                             "The global loss never looks at patches, and uniform regions show no place.")
+    passed(f"region classification {values}; the dense pointing game ({before:.3f} before) moves by {moves}: "
+           f"{' and '.join(barely)} barely move it, {least} included.")

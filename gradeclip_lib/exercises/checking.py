@@ -180,17 +180,23 @@ def _normalise(text: object) -> str:
     return " ".join(str(text).lower().replace("_", " ").replace("-", " ").split())
 
 
-def check_choice(answer: object, right: str, options: Sequence[str], what: str, measured: str,
-                 hints: Mapping[str, str] | None = None, aliases: Mapping[str, str] | None = None) -> str:
-    """A prediction among named ``options`` against the one the library measures (``right``):
-    ``measured`` says what was measured; ``hints`` (option -> sentence) explain a wrong option;
-    ``aliases`` map other spellings to an option. Returns the option the answer names."""
+def as_choice(answer: object, options: Sequence[str], what: str, aliases: Mapping[str, str] | None = None) -> str:
+    """The option a prediction names (``aliases`` map other spellings to an option), or a hint."""
     require_answer(answer)
     spelled = {_normalise(o): o for o in options}
     spelled.update({_normalise(k): v for k, v in (aliases or {}).items()})
     chosen = spelled.get(_normalise(answer))
     if chosen is None:
         raise AssertionError(f"{what}: answer one of {', '.join(repr(o) for o in options)} (you wrote {answer!r}).")
+    return chosen
+
+
+def check_choice(answer: object, right: str, options: Sequence[str], what: str, measured: str,
+                 hints: Mapping[str, str] | None = None, aliases: Mapping[str, str] | None = None) -> str:
+    """A prediction among named ``options`` against the one the library measures (``right``):
+    ``measured`` says what was measured; ``hints`` (option -> sentence) explain a wrong option;
+    ``aliases`` map other spellings to an option. Returns the option the answer names."""
+    chosen = as_choice(answer, options, what, aliases)
     if chosen != right:
         hint = (hints or {}).get(chosen, "")
         raise AssertionError(f"{what}: you predicted {chosen!r}, the library measures {right!r}: {measured}. "
@@ -220,3 +226,33 @@ def check_number(answer: object, measured: float, tolerance: float, what: str, c
         raise AssertionError(f"{what}: you predicted {value:.3g}, the library measures {measured:.3g}{context}; "
                              f"yours is too {direction} (a prediction within {tolerance:g} counts as right).")
     return value
+
+
+def as_yes_no(answer: object, what: str) -> bool:
+    """A yes / no prediction: True or False (or the words yes / no)."""
+    require_answer(answer)
+    if isinstance(answer, (bool, np.bool_)):
+        return bool(answer)
+    word = _normalise(answer)
+    if word in ("yes", "true", "differs", "changes", "y"):
+        return True
+    if word in ("no", "false", "same", "the same", "n"):
+        return False
+    raise AssertionError(f"{what}: answer True or False (you wrote {answer!r}).")
+
+
+def as_names(answer: object, what: str, options: Sequence[str], aliases: Mapping[str, str] | None = None) -> list[str]:
+    """A list of names among ``options`` (in the answer's order), each spelled as the option is."""
+    require_answer(answer)
+    if isinstance(answer, str) or not isinstance(answer, (list, tuple, set, frozenset)):
+        raise AssertionError(f"{what}: expected a list of names, e.g. [{', '.join(repr(o) for o in options[:2])}], "
+                             f"got {answer!r}.")
+    spelled = {_normalise(o): o for o in options}
+    spelled.update({_normalise(k): v for k, v in (aliases or {}).items()})
+    names = []
+    for item in answer:
+        name = spelled.get(_normalise(item))
+        if name is None:
+            raise AssertionError(f"{what}: {item!r} is not one of {', '.join(repr(o) for o in options)}.")
+        names.append(name)
+    return names
