@@ -52,6 +52,9 @@ class Explorer:
             W.HBox([self.image, self.upload]), self.prompt, W.HBox([self.method, self.mode]),
             self.status, self.output, self.words,
         ])
+        for part, name in ((self.widget, "explorer"), (self.prompt, "prompt"), (self.status, "status"),
+                           (self.output, "map"), (self.words, "words")):
+            part.add_class(f"gradeclip-{name}")  # stable names for the page (tests/test_explorer_lab.py)
         self.last = None
         self.last_words = None
         self._prompt_maps: dict[tuple[str, str], PromptMaps] = {}  # (image, mode) -> the image's terms
