@@ -159,6 +159,15 @@ def test_ch01_wrong_answers_fail(case01, name, wrong, hint):
         assert "head " in message and "patch (row" in message and "yours" in message
 
 
+def test_ch01_queries_changed_in_place_are_caught(case01):
+    qk, clip, image = case01
+    mine = ch01.QueriesKeys(qk.q.clone(), qk.k.clone(), qk.grid)
+    q = mine.q
+    q /= math.sqrt(q.shape[-1])  # scales the caller's queries
+    answer = (q @ mine.k.transpose(-1, -2)).softmax(-1)[:, 0, 1:]  # right values, but qk is now changed
+    fails_with(ch01.check_attention, answer, mine, clip, image, hint="changed `qk.q` in place")
+
+
 # ------------------------------------------------------------------------------ chapter 2: the map
 @pytest.fixture(scope="module")
 def case02(tiny_clip):

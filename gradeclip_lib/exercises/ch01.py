@@ -38,6 +38,13 @@ def last_block_qk(clip: Clip, image: ImageInput) -> QueriesKeys:
 def check_attention(answer: object, qk: QueriesKeys, clip: Clip, image: ImageInput) -> None:
     """The class token's attention to each patch, one map per head [H, h, w], as `gl.attention_maps`."""
     expected = attention_maps(clip, image)[0, -1]
+    fresh = last_block_qk(clip, image)
+    for name in ("q", "k"):
+        if not torch.allclose(getattr(fresh, name), getattr(qk, name), rtol=1e-5, atol=1e-6):
+            raise AssertionError(
+                f"Your code changed `qk.{name}` in place (its values are no longer the model's): work on a copy "
+                f"(`{name} = qk.{name}.clone()`) or use operations that return a new tensor (`{name} = {name} / s` "
+                f"instead of `{name} /= s`), then run the cell with `checks.last_block_qk` and your code again.")
     logits = qk.q @ qk.k.transpose(-1, -2)  # [H, N+1, N+1]
     scale = math.sqrt(qk.q.shape[-1])
     h, w = qk.grid
