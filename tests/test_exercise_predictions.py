@@ -82,6 +82,21 @@ def test_ch02_wrong(monkeypatch, pointing, mass, hint):
     fails_with(ch02.check_prediction, pointing, mass, object(), hint=hint)
 
 
+def test_ch02_explore_measured(capsys, shapes):
+    assert "on neither in" in says_correct(capsys, ch02.check_absent_object, "neither", shapes)
+
+
+@pytest.mark.parametrize("peak, hint", [
+    ("on the colour's object", "not the map of one of its parts"),
+    ("the star", "the library measures 'on neither'"),
+    ("in the corner", "answer one of"),
+    (..., NOT_ANSWERED),
+])
+def test_ch02_explore_wrong(monkeypatch, peak, hint):
+    monkeypatch.setattr(ch02, "absent_object_peaks", lambda clip, n: dict(zip(ch02.PEAKS, (4, 5, 31))))
+    fails_with(ch02.check_absent_object, peak, object(), hint=hint)
+
+
 def test_ch03_measured(capsys, shapes):
     assert "shape word gets the most" in says_correct(capsys, ch03.check_prediction, "shape", 0.02, shapes)
 

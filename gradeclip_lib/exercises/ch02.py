@@ -141,3 +141,43 @@ def check_prediction(pointing: object, mass: object, clip: Clip | None = None, n
                  hints={c: why for c in CHANGES})
     passed(f"{measured}: the pointing game {pointing}, the mass {mass}, as you predicted. The worked answer "
            "measures both on 200 scenes.")
+
+
+PEAKS = ("on the colour's object", "on the shape's object", "on neither")
+_PEAK_SPELLINGS = {"colour": PEAKS[0], "the colour's object": PEAKS[0], "on the red object": PEAKS[0],
+                   "the red object": PEAKS[0], "shape": PEAKS[1], "the shape's object": PEAKS[1],
+                   "on the star": PEAKS[1], "the star": PEAKS[1], "neither": PEAKS[2], "elsewhere": PEAKS[2]}
+
+
+def absent_object_peaks(clip: Clip, n: int = 40, seed: int = 70_000) -> dict[str, int]:
+    """Where the maximum of Grad-ECLIP's map of "a <colour of object 1> <shape of object 2>" lies on ``n``
+    two-object scenes whose objects differ in colour and in shape (the worked answer's scenes, its first
+    ``n``): {place: count} over `PEAKS`."""
+    from ..shapesworld.evaluate import image_size
+    from ..synthetic import make_scenes
+
+    scenes = [s for s in make_scenes(4 * n, seed=seed, n_objects=2, size=image_size(clip))
+              if s.objects[0].colour != s.objects[1].colour and s.objects[0].shape != s.objects[1].shape][:n]
+    mixed = [f"a {s.objects[0].colour} {s.objects[1].shape}" for s in scenes]
+    maps = explain(clip, [s.image for s in scenes], mixed).upsampled()
+    counts = dict.fromkeys(PEAKS, 0)
+    for emap, scene in zip(maps, scenes):
+        y, x = divmod(int(emap.argmax()), emap.shape[1])
+        place = 0 if scene.objects[0].mask[y, x] else 1 if scene.objects[1].mask[y, x] else 2
+        counts[PEAKS[place]] += 1
+    return counts
+
+
+def check_absent_object(peak: object, clip: Clip | None = None, n: int = 40) -> None:
+    """Exercise 2.3: where the map of an absent combination ("a red star" beside a red circle and a blue
+    star) peaks in most scenes (one of `PEAKS`), against a count on ``n`` scenes (the discussion: 150)."""
+    from ..models import load_clip
+
+    peak = as_choice(peak, PEAKS, "absent_object_peak", _PEAK_SPELLINGS)
+    counts = absent_object_peaks(clip or load_clip("shapes"), n)
+    most = max(PEAKS, key=counts.get)
+    measured = f"on {n} scenes the map's maximum lies " + ", ".join(f"{k} in {v}" for k, v in counts.items())
+    check_choice(peak, most, PEAKS, "absent_object_peak", measured, hints={
+        p: "No patch carries the combination, so the gradient spreads: the map of 'a red star' is not the map of "
+           "one of its parts." for p in PEAKS[:2]})
+    passed(f"{measured}. The discussion counts 150 scenes.")
