@@ -51,10 +51,20 @@ class Text(html.parser.HTMLParser):
             self.parts.append(data)
 
 
+# what Sphinx's smart quotes make of the source's ASCII
+TYPOGRAPHY = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2013": "--",
+                            "\u2014": "---", "\u2026": "..."})
+
+
+def normalised(text: str) -> str:
+    return " ".join(text.translate(TYPOGRAPHY).split())
+
+
 def read_page(path: Path) -> tuple[str, int]:
+    """The page's text with its whitespace and typography normalised, and its number of images."""
     parser = Text()
     parser.feed(path.read_text())
-    return " ".join(" ".join(parser.parts).split()), parser.images
+    return normalised("".join(parser.parts)), parser.images
 
 
 def answers(nb) -> dict[str, list]:
@@ -81,13 +91,14 @@ def fragments(cells, kept: set[str]) -> list[str]:
             line = line.strip()
             if cell.cell_type == "code":
                 if len(line) > 25 and line not in kept and not line.startswith("#"):
-                    found.append(" ".join(line.split()))
+                    found.append(normalised(line))
                 continue
+            line = re.sub(r"^(#+|>|\d+\.|[-*+])\s+", "", line)  # a heading's, quote's or list item's mark
             plain = re.sub(r"\{[\w:-]+\}`[^`]*`|\$[^$]*\$|`[^`]*`|\[([^]]*)\]\([^)]*\)", "|", line)
             for run in re.split(r"[|*_]", plain):
                 words = run.split()
                 if len(words) >= RUN and " ".join(words) not in kept:
-                    found.append(" ".join(words))
+                    found.append(normalised(" ".join(words)))
     return found
 
 
@@ -130,7 +141,9 @@ def problems(edition: Path, released: list[str], executed: Path | None) -> list[
             if left:
                 found.append(f"{chapter.name}: answer {number} on the chapter's page: {left[0]!r}")
             answer_page = pages / f"answer-{number.replace('.', '-')}.html"
-            if number in released:
+            if number in released and not answer_page.exists():
+                found.append(f"{answer_page.name}: released but not built")
+            elif number in released:
                 shown, _ = read_page(answer_page)
                 missing = [m for m in marks if m not in shown]
                 if missing:
