@@ -72,9 +72,11 @@ def lab(tmp_path):
                JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     port, token = _free_port(), secrets.token_hex(16)
-    (home / "config" / "labconfig").mkdir(parents=True)  # no "notified about Jupyter news?" box over the page
-    (home / "config" / "labconfig" / "page_config.json").write_text(
-        json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    # no "notified about Jupyter news?" box over the page, no check of the lab's build (seconds of CPU)
+    (home / "config" / "labconfig").mkdir(parents=True)
+    (home / "config" / "labconfig" / "page_config.json").write_text(json.dumps({
+        "disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True},
+        "buildCheck": False, "buildAvailable": False}))
     log = (tmp_path / "lab.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
