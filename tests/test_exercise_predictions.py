@@ -115,6 +115,22 @@ def test_ch03_wrong(monkeypatch, most, share, hint):
     fails_with(ch03.check_prediction, most, share, object(), hint=hint)
 
 
+def test_ch03_explore_measured(capsys, shapes):
+    assert "Word weights are relative" in says_correct(capsys, ch03.check_mismatch, "filler", shapes)
+
+
+@pytest.mark.parametrize("target, hint", [
+    ("the object words", "the ReLU drops"),
+    ("object", "the library measures 'the template words'"),
+    ("the verbs", "answer one of"),
+    (..., NOT_ANSWERED),
+])
+def test_ch03_explore_wrong(monkeypatch, target, hint):
+    monkeypatch.setattr(ch03, "mismatch_weights", lambda clip, n: {"matching": (0.9, 0.03, 0.97),
+                                                                   "not matching": (0.36, 0.85, 0.15)})
+    fails_with(ch03.check_mismatch, target, object(), hint=hint)
+
+
 BLIND_TO_CNN = ["rollout", "game", "mask_clip", "clip_surgery"]
 
 

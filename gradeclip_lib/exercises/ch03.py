@@ -124,3 +124,44 @@ def check_prediction(most: object, template_share: object, clip: Clip | None = N
     check_number(share, template, 0.1, "template_share", f" ({measured})")
     passed(f"{measured}: the {top} word gets the most and the template {template:.3f} together (you said "
            f"{share:g}). The worked answer measures it on 100 scenes.")
+
+
+TARGETS = ("the object words", "the template words")
+_TARGET_SPELLINGS = {"object": TARGETS[0], "object words": TARGETS[0], "colour and shape": TARGETS[0],
+                     "the colour and the shape": TARGETS[0], "template": TARGETS[1], "template words": TARGETS[1],
+                     "filler": TARGETS[1], "the filler": TARGETS[1], "the filler words": TARGETS[1]}
+
+
+def mismatch_weights(clip: Clip, n: int = 20, seed: int = 80_000) -> dict[str, tuple[float, float, float]]:
+    """For "a lovely photo of <phrase>" on ``n`` one-object scenes, with the scene's own phrase ("matching")
+    and the next scene's ("not matching"): (mean S, mean weight of the five template pieces together, mean
+    weight of the colour and shape words together)."""
+    from ..shapesworld.evaluate import image_size
+    from ..synthetic import make_scenes
+
+    scenes = make_scenes(n, seed=seed, n_objects=1, size=image_size(clip))
+    names = [s.objects[0].phrase for s in scenes]
+    found = {}
+    for label, phrases in (("matching", names), ("not matching", names[1:] + names[:1])):
+        out = explain_text(clip, [s.image for s in scenes], [f"a lovely photo of {p}" for p in phrases])
+        mean = torch.stack([w.weights for w in out]).float().mean(0)
+        found[label] = (sum(float(w.score) for w in out) / len(out), float(mean[:5].sum()), float(mean[5:].sum()))
+    return found
+
+
+def check_mismatch(weight_goes_to: object, clip: Clip | None = None, n: int = 20) -> None:
+    """Exercise 3.3: where most of the weight goes when the caption names the wrong object (one of
+    `TARGETS`), against ``n`` scenes of the discussion's experiment (it uses 100)."""
+    from ..models import load_clip
+
+    chosen = as_choice(weight_goes_to, TARGETS, "weight_goes_to", _TARGET_SPELLINGS)
+    found = mismatch_weights(clip or load_clip("shapes"), n)
+    (s_match, t_match, o_match), (s_wrong, t_wrong, o_wrong) = found["matching"], found["not matching"]
+    right = TARGETS[1] if t_wrong > o_wrong else TARGETS[0]
+    measured = (f"on {n} scenes, with the right object the template words take {t_match:.2f} of the weight and the "
+                f"object words {o_match:.2f} (S = {s_match:.3f}); with the wrong object {t_wrong:.2f} and "
+                f"{o_wrong:.2f} (S = {s_wrong:.3f})")
+    check_choice(chosen, right, TARGETS, "weight_goes_to", measured, hints={
+        TARGETS[0]: "The wrong object words carry mostly negative evidence, which the ReLU drops; the normalisation "
+                    "to a sum of 1 then gives the whole weight to whatever is left, however small."})
+    passed(f"{measured}. Word weights are relative: read them with S. The discussion uses 100 scenes.")
