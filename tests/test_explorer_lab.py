@@ -1,9 +1,10 @@
 """The interactive explorer as a reader meets it: in JupyterLab, in headless Chromium (Playwright drives Debian's
 ``chromium``, as tools/check_pages.py does; nothing downloads a browser). A JupyterLab server on a free local
 port serves a one-cell notebook that loads the ShapesWorld CLIP (offline) and shows ``gl.widgets.explorer`` on
-a ShapesWorld scene; the test runs the cell with Shift+Enter, waits for the widget, types another prompt into
-its text box, and checks that the map and the word weights change and that the page reported no JavaScript
-error. Skipped only where no Chromium is installed (``make browser`` installs it for ``make test``)."""
+a ShapesWorld scene; the test runs the cell with Shift+Enter, waits for the widget, fills its text box with
+another prompt (an input event, as typing or pasting makes, and no Enter), and checks that the map's pixels and
+the word weights change and that the page reported no JavaScript error (page errors, console errors). Skipped
+only where no Chromium is installed (``make browser`` installs it for ``make test``)."""
 
 from __future__ import annotations
 
