@@ -54,14 +54,18 @@ async def _grade_all(subs: list[Submission], out: Path, rubric: Rubric, book: Pa
     gradebook, statuses = Gradebook(out), Counter()
     by_student: dict[str, list[Row]] = {}
     slots = asyncio.Semaphore(max(jobs, 1))
-    with tempfile.TemporaryDirectory(prefix="gradeclip-grading-") as tmp:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="gradeclip-grading-") as tmp, \
+            (out / "kernels.log").open("a", encoding="utf-8") as log:
         env = offline_env(tmp)
 
         async def one(sub: Submission):
             nb, reference, problem = _prepare(sub, book)
             if nb is not None:
                 async with slots:
-                    await run_notebook_async(nb, timeout, cwd or sub.path.parent, env, kernel)
+                    log.write(f"--- {sub.student} {sub.path.name}\n")
+                    log.flush()
+                    await run_notebook_async(nb, timeout, cwd or sub.path.parent, env, kernel, log=log)
             return sub, nb, reference, problem
 
         bar = tqdm(total=len(subs), desc="grading", unit="notebook", disable=not progress)

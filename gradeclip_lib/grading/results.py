@@ -59,7 +59,9 @@ def _stopped(run: dict, index: int) -> str:
     status, at = run.get("status", ""), run.get("cell")
     where = f" in cell {at + 1}" if isinstance(at, int) else ""
     if status == "timed out":
-        return _clean(f"timed out: the notebook ran past {run.get('timeout', '?')} s{where}")
+        limit = run.get("timeout")
+        return _clean(f"timed out: the notebook ran past {limit:g} s{where}" if isinstance(limit, (int, float))
+                      else f"timed out{where}")
     if status == "kernel died":
         return _clean(f"the kernel died{where} (a crash or out of memory); this check never ran")
     if status:

@@ -9,6 +9,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 import nbformat
 from nbclient import NotebookClient
@@ -38,9 +39,10 @@ class _Progress:
         return self.started if self.started != self.finished else None
 
 
-async def _execute(client: NotebookClient, timeout: float, env: dict[str, str], cwd: str) -> bool:
-    """Run the notebook; past ``timeout``, cancel it (nbclient then kills the kernel) and return False."""
-    task = asyncio.ensure_future(client.async_execute(env=env, cwd=cwd))
+async def _execute(client: NotebookClient, timeout: float, **start: object) -> bool:
+    """Run the notebook (``start``: the kernel's env, cwd, ...); past ``timeout``, cancel it (nbclient then kills
+    the kernel) and return False."""
+    task = asyncio.ensure_future(client.async_execute(**start))
     done, _ = await asyncio.wait({task}, timeout=timeout)
     if done:
         task.result()  # the run's own error, if any
@@ -53,11 +55,20 @@ async def _execute(client: NotebookClient, timeout: float, env: dict[str, str], 
     return False
 
 
+def _quiet(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """Leave out nbclient's kernel-alive poll that fails once a killed kernel's client is gone; report the rest."""
+    task = context.get("future")
+    if task is not None and "_async_poll_kernel_alive" in repr(task):
+        return
+    loop.default_exception_handler(context)
+
+
 async def run_notebook_async(nb: nbformat.NotebookNode, timeout: float, cwd: str | Path, env: dict[str, str],
-                             kernel: str = "python3") -> nbformat.NotebookNode:
+                             kernel: str = "python3", log: IO | None = None) -> nbformat.NotebookNode:
     """Execute ``nb`` in place (outputs, errors) in a kernel started with ``env``, within ``timeout`` seconds from
     its start, then kill the kernel; ``nb.metadata.grading`` says ``status`` (finished, timed out, kernel died,
-    could not run), the ``cell`` that was running when it stopped, and the ``seconds`` it took."""
+    could not run), the ``cell`` that was running when it stopped, and the ``seconds`` it took. ``log``: a file
+    for the kernel process's own output (its warnings, a crash's last words; the cells' output is in ``nb``)."""
     for cell in nb.cells:  # a submission may come with outputs: only this run's count
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -67,9 +78,11 @@ async def run_notebook_async(nb: nbformat.NotebookNode, timeout: float, cwd: str
     progress = _Progress()
     client.on_cell_start, client.on_cell_executed = progress.start, progress.executed
     client.log.setLevel(logging.CRITICAL)  # the outcome goes to the gradebook, not to the terminal
+    asyncio.get_running_loop().set_exception_handler(_quiet)
     start, status, detail = time.monotonic(), FINISHED, ""
     try:
-        if not await _execute(client, timeout, env, str(cwd)):
+        streams = {"stdout": log, "stderr": log} if log is not None else {}
+        if not await _execute(client, timeout, env=env, cwd=str(cwd), **streams):
             status = TIMED_OUT
     except DeadKernelError as err:
         status, detail = DIED, str(err)
