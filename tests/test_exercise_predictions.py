@@ -287,3 +287,20 @@ def test_ch09(capsys, record):
 ])
 def test_ch09_wrong(record, ranking, least, hint):
     fails_with(ch09.check_prediction, ranking, least, record, hint=hint)
+
+
+def test_ch09_explore_measured(capsys, shapes):
+    out = says_correct(capsys, ch09.check_generalisation, True, shapes, gl.load_clip("shapes-tuned"))
+    assert "4 objects: base" in out and "300 scenes" in out
+
+
+@pytest.mark.parametrize("holds, rates, hint", [
+    (False, {4: 0.30, 5: 0.12}, "you predicted False"),
+    ("yes", {4: 0.60, 5: 0.60}, "does not carry over"),  # a model whose gain vanishes: True is wrong then
+    ("perhaps", {4: 0.30, 5: 0.12}, "True or False"),
+    (..., {4: 0.30, 5: 0.12}, NOT_ANSWERED),
+])
+def test_ch09_explore_wrong(monkeypatch, holds, rates, hint):
+    base, tuned = object(), object()
+    monkeypatch.setattr(ch09, "dense_pointing", lambda model, k, n: rates[k] if model is base else 0.6)
+    fails_with(ch09.check_generalisation, holds, base, tuned, hint=hint)

@@ -90,3 +90,39 @@ def check_prediction(ranking: object, least_change: object, record: dict) -> Non
                              "The global loss never looks at patches, and uniform regions show no place.")
     passed(f"region classification {values}; the dense pointing game ({before:.3f} before) moves by {moves}: "
            f"{' and '.join(barely)} barely move it, {least} included.")
+
+
+def dense_pointing(model, n_objects: int, n: int = 40, tolerance: float = 0.04) -> float:
+    """The pointing game of the dense features' map (MaskCLIP) on ``n`` scenes with ``n_objects`` objects (the
+    worked answer's scenes, seed 124 000 + the count, its first ``n``)."""
+    from ..explain import explain
+    from ..metrics import pointing_game
+    from ..shapesworld.evaluate import image_size
+    from ..synthetic import make_scenes
+
+    size = image_size(model)
+    scenes = make_scenes(n, seed=124_000 + n_objects, n_objects=n_objects, size=size)
+    maps = explain(model, [s.image for s in scenes], [s.objects[0].phrase for s in scenes],
+                   method="mask_clip").upsampled(normalized=True)
+    masks = torch.stack([torch.from_numpy(s.objects[0].mask) for s in scenes])
+    return float(pointing_game(maps, masks, tolerance * size).float().mean())
+
+
+def check_generalisation(gain_holds: object, base=None, tuned=None, n: int = 40) -> None:
+    """Exercise 9.3: does the tuned model's gain in the dense pointing game hold on scenes with four and five
+    objects, which tuning never showed (True / False)? Measured on ``n`` scenes per count (the worked answer:
+    300, and every count from 1 to 5)."""
+    from ..models import load_clip
+    from .checking import as_yes_no
+
+    holds = as_yes_no(gain_holds, "gain_holds")
+    base, tuned = base or load_clip("shapes"), tuned or load_clip("shapes-tuned")
+    rates = {k: (dense_pointing(base, k, n), dense_pointing(tuned, k, n)) for k in (4, 5)}
+    measured = "; ".join(f"{k} objects: base {b:.2f}, tuned {t:.2f}" for k, (b, t) in rates.items())
+    measured_holds = all(t > b + 0.05 for b, t in rates.values())
+    if holds != measured_holds:
+        why = ("the dense features learned 'this patch is a red circle', not a property of three-object scenes"
+               if measured_holds else "the gain does not carry over to more objects here")
+        raise AssertionError(f"gain_holds: you predicted {holds}; on {n} scenes per count, {measured}: {why}.")
+    passed(f"on {n} scenes per count, {measured}. The worked answer measures every count from 1 to 5 on 300 "
+           "scenes, with intervals.")
