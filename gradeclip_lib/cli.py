@@ -205,8 +205,12 @@ def _model_check(args: argparse.Namespace) -> int:
 def _grade(args: argparse.Namespace) -> int:
     from .grading import grade
 
-    rows, runs = grade(args.submissions, args.out, timeout=args.timeout, rubric=args.rubric, book=args.book,
-                       cwd=args.cwd, jobs=args.jobs)
+    try:
+        rows, runs = grade(args.submissions, args.out, timeout=args.timeout, rubric=args.rubric, book=args.book,
+                           cwd=args.cwd, jobs=args.jobs)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {args.out}/gradebook.csv holds the notebooks graded so far", file=sys.stderr)
+        return 130
     checked = [r for r in rows if r.passed is not None]
     print(f"{sum(runs.values())} notebook(s): " + ", ".join(f"{n} {s}" for s, n in sorted(runs.items()))
           + f"; {sum(bool(r.passed) for r in checked)} of {len(checked)} checked exercises passed, "

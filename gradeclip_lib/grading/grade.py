@@ -17,7 +17,7 @@ from .notebook import find_exercises, use_reference_checks
 from .offline import offline_env
 from .results import Outcome, Row, read_results
 from .rubric import Rubric, load_rubric
-from .running import FINISHED, run_notebook_async
+from .running import FINISHED, STOP, run_notebook_async, take_signals
 
 BOOK = Path(__file__).resolve().parents[2] / "book"
 RUBRIC = "rubrics.json"
@@ -51,6 +51,8 @@ def _outcomes(nb: nbformat.NotebookNode | None, reference: dict | None, problem:
 
 async def _grade_all(subs: list[Submission], out: Path, rubric: Rubric, book: Path | None, cwd: Path | None,
                      timeout: float, jobs: int, kernel: str, progress: bool) -> tuple[list[Row], Counter]:
+    STOP.set(asyncio.current_task())  # Ctrl-C stops the run and kills its kernels
+    take_signals()
     gradebook, statuses = Gradebook(out), Counter()
     by_student: dict[str, list[Row]] = {}
     slots = asyncio.Semaphore(max(jobs, 1))
@@ -106,7 +108,10 @@ def grade(submissions: str | Path, out: str | Path, timeout: float = 600, rubric
         rubric = book / RUBRIC
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     cwd = Path(cwd) if cwd is not None else book
-    return asyncio.run(_grade_all(subs, Path(out), rubric, book, cwd, timeout, jobs, kernel, progress))
+    try:
+        return asyncio.run(_grade_all(subs, Path(out), rubric, book, cwd, timeout, jobs, kernel, progress))
+    except asyncio.CancelledError:  # Ctrl-C or SIGTERM: the kernels are gone, the rows written so far stay
+        raise KeyboardInterrupt from None
 
 
 __all__ = ["FINISHED", "default_book", "grade"]

@@ -5,9 +5,13 @@ wall-clock limit for the whole notebook, offline. What happened is stored in the
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import signal
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO
 
@@ -18,6 +22,33 @@ from nbclient.exceptions import DeadKernelError
 from .offline import offline_env
 
 FINISHED, TIMED_OUT, DIED, FAILED = "finished", "timed out", "kernel died", "could not run"
+
+
+STOP: contextvars.ContextVar[asyncio.Task | None] = contextvars.ContextVar("grading_stop", default=None)
+
+
+def take_signals(task: asyncio.Task | None = None) -> None:
+    """Make Ctrl-C (and SIGTERM) cancel ``task`` (default: the one ``STOP`` names), which kills the running
+    kernels on the way out; nbclient's own handlers would only kill the current kernel and go on."""
+    task = task or STOP.get()
+    if task is None:
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, task.cancel)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+            pass
+
+
+class _Client(NotebookClient):
+    """nbclient's client, with the grader's signal handling while a notebook runs."""
+
+    @asynccontextmanager
+    async def async_setup_kernel(self, **kwargs: object) -> AsyncIterator[None]:
+        async with super().async_setup_kernel(**kwargs):
+            take_signals()
+            yield
 
 
 class _Progress:
@@ -39,26 +70,35 @@ class _Progress:
         return self.started if self.started != self.finished else None
 
 
-async def _execute(client: NotebookClient, timeout: float, **start: object) -> bool:
-    """Run the notebook (``start``: the kernel's env, cwd, ...); past ``timeout``, cancel it (nbclient then kills
-    the kernel) and return False."""
-    task = asyncio.ensure_future(client.async_execute(**start))
-    done, _ = await asyncio.wait({task}, timeout=timeout)
-    if done:
-        task.result()  # the run's own error, if any
-        return True
+async def _stop(task: asyncio.Task) -> None:
+    """Cancel the run (nbclient then kills its kernel) and wait until it has."""
     task.cancel()
     try:
         await task
-    except BaseException:  # noqa: BLE001 - the cancelled run ends with whatever nbclient raised on the way out
+    except BaseException:  # noqa: BLE001 - a cancelled run ends with whatever nbclient raised on the way out
         pass
+
+
+async def _execute(client: NotebookClient, timeout: float, **start: object) -> bool:
+    """Run the notebook (``start``: the kernel's env, cwd, ...); past ``timeout``, stop it and return False."""
+    task = asyncio.ensure_future(client.async_execute(**start))
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+    except asyncio.CancelledError:  # the whole run was stopped (Ctrl-C)
+        await _stop(task)
+        raise
+    if done:
+        task.result()  # the run's own error, if any
+        return True
+    await _stop(task)
     return False
 
 
 def _quiet(loop: asyncio.AbstractEventLoop, context: dict) -> None:
-    """Leave out nbclient's kernel-alive poll that fails once a killed kernel's client is gone; report the rest."""
-    task = context.get("future")
-    if task is not None and "_async_poll_kernel_alive" in repr(task):
+    """Leave out what nbclient's tasks raise once their kernel was killed on purpose; report the rest."""
+    task = context.get("future") or context.get("task")
+    if task is not None and ("_async_poll_kernel_alive" in repr(task)
+                             or isinstance(context.get("exception"), DeadKernelError)):
         return
     loop.default_exception_handler(context)
 
@@ -73,7 +113,7 @@ async def run_notebook_async(nb: nbformat.NotebookNode, timeout: float, cwd: str
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             cell.metadata.pop("execution", None)
-    client = NotebookClient(nb, kernel_name=kernel, allow_errors=True, timeout=None, record_timing=True,
+    client = _Client(nb, kernel_name=kernel, allow_errors=True, timeout=None, record_timing=True,
                             shutdown_kernel="immediate", startup_timeout=max(int(timeout), 1))
     progress = _Progress()
     client.on_cell_start, client.on_cell_executed = progress.start, progress.executed
@@ -96,5 +136,9 @@ async def run_notebook_async(nb: nbformat.NotebookNode, timeout: float, cwd: str
 def run_notebook(nb: nbformat.NotebookNode, timeout: float, cwd: str | Path,
                  kernel: str = "python3") -> nbformat.NotebookNode:
     """``run_notebook_async`` offline (see ``offline.offline_env``), from synchronous code."""
+    async def main() -> nbformat.NotebookNode:
+        STOP.set(asyncio.current_task())
+        return await run_notebook_async(nb, timeout, cwd, offline_env(tmp), kernel)
+
     with tempfile.TemporaryDirectory(prefix="gradeclip-grading-") as tmp:
-        return asyncio.run(run_notebook_async(nb, timeout, cwd, offline_env(tmp), kernel))
+        return asyncio.run(main())
