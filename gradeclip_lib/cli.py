@@ -207,7 +207,7 @@ def _grade(args: argparse.Namespace) -> int:
 
     try:
         rows, runs = grade(args.submissions, args.out, timeout=args.timeout, rubric=args.rubric, book=args.book,
-                           cwd=args.cwd, jobs=args.jobs)
+                           cwd=args.cwd, jobs=args.jobs, resume=args.resume)
     except KeyboardInterrupt:
         print(f"\ninterrupted: {args.out}/gradebook.csv holds the notebooks graded so far", file=sys.stderr)
         return 130
@@ -380,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--book", default=None, help="the chapters whose check cells are run (default: the book's)")
     p.add_argument("--cwd", default=None, help="folder the notebooks run in (default: the book's folder)")
     p.add_argument("--jobs", type=int, default=1, help="notebooks run at the same time (default 1)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows of OUT/gradebook.csv and grade only the notebooks it lacks")
     p.set_defaults(run=_grade)
     p = verbs.add_parser("model-check",
                          help="say which model chapters 1-3 will use, and warn if ShapesWorld stands in for it")

@@ -127,6 +127,22 @@ def test_rubric_scoring_and_gradebook(tmp_path):
     assert "1 of 1 passed, 3 of 3 points" in text and "marked by your teacher (out of 4)" in text
 
 
+def test_resume_keeps_the_graded_rows_and_runs_nothing_graded(tmp_path):
+    from gradeclip_lib.grading import grade
+    from gradeclip_lib.grading.results import Row
+
+    nbformat.write(_notebook(), (tmp_path / "subs" / "ada").mkdir(parents=True) or tmp_path / "subs/ada/01.ipynb")
+    before = [Row("ada", "01", "1.2", False, 0.0, 2.0, "No answer yet"), Row("ada", "01", "1.1", None, None, 1.0, "x")]
+    Gradebook(tmp_path / "out", before).finish()
+    rubric = parse_rubric({"reports": {"review": {"criteria": [{"criterion": "one claim", "points": 4}]}}})
+    rows, runs = grade(tmp_path / "subs", tmp_path / "out", rubric=rubric, book=tmp_path, resume=True, progress=False)
+    assert not runs  # nothing ran: the only notebook was graded before
+    lines = list(csv.DictReader((tmp_path / "out" / "gradebook.csv").open()))
+    assert [(r["exercise"], r["passed"], r["points"]) for r in lines] == [("1.1", "", ""), ("1.2", "false", "0"),
+                                                                         ("review", "", "")]
+    assert "not passed yet (0 / 2). No answer yet" in (tmp_path / "out" / "feedback" / "ada.md").read_text()
+
+
 def test_the_book_s_rubric_covers_every_exercise():
     rubric = load_rubric(BOOK / "rubrics.json")
     numbers = {e.number for path in BOOK.glob("*.ipynb") for e in find_exercises(nbformat.read(path, as_version=4))}

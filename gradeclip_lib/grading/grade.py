@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 from tqdm.auto import tqdm
 
-from .gradebook import Gradebook, report_rows, score, write_feedback
+from .gradebook import REPORTS, Gradebook, read_gradebook, report_rows, score, write_feedback
 from .layout import Submission, find_submissions, reference_notebook
 from .notebook import find_exercises, use_reference_checks
 from .offline import offline_env
@@ -50,11 +50,14 @@ def _outcomes(nb: nbformat.NotebookNode | None, reference: dict | None, problem:
 
 
 async def _grade_all(subs: list[Submission], out: Path, rubric: Rubric, book: Path | None, cwd: Path | None,
-                     timeout: float, jobs: int, kernel: str, progress: bool) -> tuple[list[Row], Counter]:
+                     timeout: float, jobs: int, kernel: str, progress: bool,
+                     kept: list[Row]) -> tuple[list[Row], Counter]:
     STOP.set(asyncio.current_task())  # Ctrl-C stops the run and kills its kernels
     take_signals()
-    gradebook, statuses = Gradebook(out), Counter()
+    gradebook, statuses = Gradebook(out, kept), Counter()
     by_student: dict[str, list[Row]] = {}
+    for row in kept:
+        by_student.setdefault(row.student, []).append(row)
     slots = asyncio.Semaphore(max(jobs, 1))
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gradeclip-grading-") as tmp, \
@@ -97,19 +100,25 @@ async def _grade_all(subs: list[Submission], out: Path, rubric: Rubric, book: Pa
 
 def grade(submissions: str | Path, out: str | Path, timeout: float = 600, rubric: str | Path | Rubric | None = None,
           book: str | Path | None = None, cwd: str | Path | None = None, jobs: int = 1, kernel: str = "python3",
-          progress: bool = True) -> tuple[list[Row], Counter]:
+          progress: bool = True, resume: bool = False) -> tuple[list[Row], Counter]:
     """Grade every notebook under ``submissions`` into ``out`` (gradebook.csv, feedback/, executed/); return the
     rows and how many runs finished, timed out or died. ``book``: the chapters whose check cells and exercises are
     the reference (default: the repository's book/); ``rubric``: default ``book/rubrics.json``; ``cwd``: where
-    the notebooks run (default: ``book``)."""
+    the notebooks run (default: ``book``); ``resume``: keep the rows of ``out/gradebook.csv`` and grade only the
+    notebooks it lacks."""
     subs = find_submissions(submissions)
+    kept: list[Row] = []
+    if resume and (Path(out) / "gradebook.csv").is_file():
+        kept = [r for r in read_gradebook(Path(out) / "gradebook.csv") if r.chapter != REPORTS]
+        done = {(r.student, r.chapter) for r in kept}
+        subs = [s for s in subs if (s.student, s.chapter) not in done]
     book = Path(book) if book is not None else default_book()
     if rubric is None and book is not None and (book / RUBRIC).is_file():
         rubric = book / RUBRIC
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     cwd = Path(cwd) if cwd is not None else book
     try:
-        return asyncio.run(_grade_all(subs, Path(out), rubric, book, cwd, timeout, jobs, kernel, progress))
+        return asyncio.run(_grade_all(subs, Path(out), rubric, book, cwd, timeout, jobs, kernel, progress, kept))
     except asyncio.CancelledError:  # Ctrl-C or SIGTERM: the kernels are gone, the rows written so far stay
         raise KeyboardInterrupt from None
 

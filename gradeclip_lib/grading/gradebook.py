@@ -38,6 +38,13 @@ def report_rows(student: str, rubric: Rubric) -> list[Row]:
                 item.title or name) for name, item in rubric.reports.items()]
 
 
+def _exercise_key(row: Row) -> tuple:
+    """Exercises in number order (1.2 before 1.10), the reports by name; a checked row before its hand row."""
+    parts = row.exercise.split(".")
+    number = tuple(int(p) for p in parts) if all(p.isdigit() for p in parts) else (float("inf"), row.exercise)
+    return number, row.passed is None
+
+
 def _points(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
@@ -51,12 +58,14 @@ class Gradebook:
     """``gradebook.csv`` in ``out``: each batch of rows is appended and flushed as soon as it is known, so a run
     that is stopped keeps everything graded before; ``finish`` rewrites it sorted by student and chapter."""
 
-    def __init__(self, out: str | Path) -> None:
+    def __init__(self, out: str | Path, rows: Iterable[Row] = ()) -> None:
         self.path = Path(out) / "gradebook.csv"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.rows: list[Row] = []
+        self.rows: list[Row] = list(rows)
         with self.path.open("w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerow(COLUMNS)
+            writer = csv.writer(fh)
+            writer.writerow(COLUMNS)
+            writer.writerows(_line(r) for r in self.rows)
 
     def add(self, rows: list[Row]) -> None:
         """Append rows to the file now."""
@@ -68,7 +77,7 @@ class Gradebook:
 
     def finish(self) -> Path:
         """Rewrite the file sorted (students, then chapters in order, the reports last)."""
-        order = sorted(self.rows, key=lambda r: (r.student, r.chapter == REPORTS, r.chapter))
+        order = sorted(self.rows, key=lambda r: (r.student, r.chapter == REPORTS, r.chapter, _exercise_key(r)))
         tmp = self.path.with_suffix(".csv.tmp")
         with tmp.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
@@ -76,6 +85,17 @@ class Gradebook:
             writer.writerows(_line(r) for r in order)
         tmp.replace(self.path)
         return self.path
+
+
+def _number(text: str) -> float | None:
+    return float(text) if text else None
+
+
+def read_gradebook(path: str | Path) -> list[Row]:
+    """The rows of a ``gradebook.csv`` this module wrote (to resume a run)."""
+    with Path(path).open(newline="", encoding="utf-8") as fh:
+        return [Row(r["student"], r["chapter"], r["exercise"], {"true": True, "false": False}.get(r["passed"]),
+                    _number(r["points"]), _number(r["max_points"]), r["message"]) for r in csv.DictReader(fh)]
 
 
 def feedback(student: str, rows: list[Row]) -> str:
