@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import IO
 
 import nbformat
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
@@ -42,7 +44,15 @@ def take_signals(task: asyncio.Task | None = None) -> None:
 
 
 class _Client(NotebookClient):
-    """nbclient's client, with the grader's signal handling while a notebook runs."""
+    """nbclient's client, with the grader's signal handling while a notebook runs, whose ``python3`` kernel is
+    always the Python running the grader (a user's own kernel named python3 could be another one)."""
+
+    def create_kernel_manager(self) -> KernelManager:
+        if self.kernel_name != NATIVE_KERNEL_NAME:
+            return super().create_kernel_manager()
+        self.km = self.kernel_manager_class(kernel_name=self.kernel_name, config=self.config,
+                                            kernel_spec_manager=KernelSpecManager(kernel_dirs=[]))
+        return self.km
 
     @asynccontextmanager
     async def async_setup_kernel(self, **kwargs: object) -> AsyncIterator[None]:
