@@ -205,13 +205,17 @@ def test_no_sentence_points_to_what_the_edition_removes(tmp_path):
 
 
 def executed_copies(folder: Path) -> Path:
-    """The chapters as if executed: each code cell prints its id."""
+    """The chapters as if executed: each code cell prints its id; each glue call glues 0.123456."""
     folder.mkdir()
     for path in CHAPTERS:
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             if cell.cell_type == "code":
                 cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"output of {cell.id}\n")]
+                prefix = "application/papermill.record/"  # as myst_nb.glue stores it
+                cell.outputs += [nbformat.v4.new_output("display_data", data={f"{prefix}text/plain": "0.123456"},
+                                                        metadata={"scrapbook": {"name": key, "mime_prefix": prefix}})
+                                 for key in re.findall(r'glue\(\s*"([^"{]+)"', cell.source)]
                 cell.execution_count = 1
         nbformat.write(nb, folder / path.name)
     return folder
@@ -226,11 +230,16 @@ def test_the_edition_shows_the_outputs_of_every_cell_but_the_answers(tmp_path):
         for cell in nbformat.read(copy, as_version=4).cells:
             if cell.cell_type != "code":
                 continue
-            shown = "".join(o.get("text", "") for o in cell.outputs)
+            shown = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
             if "check" in cell.metadata.get("tags", []) or cell.id in withheld:
                 assert cell.outputs == []
             else:
                 assert shown == f"output of {cell.id}\n"
+    prose = "\n".join(c.source for c in nbformat.read(written[0], as_version=4).cells if c.cell_type == "markdown")
+    teacher = "\n".join(c.source for c in nbformat.read(CHAPTERS[0], as_version=4).cells if c.cell_type == "markdown")
+    literal = re.findall(r"\{glue:text\}`([^`:{]+)(?::([^`]*))?`", teacher)
+    assert literal and not any(f"{{glue:text}}`{key}" in prose for key, _ in literal)  # the numbers, not the roles
+    assert all(format(0.123456, spec or "s") in prose for key, spec in literal if spec.endswith("f"))
     stale = nbformat.read(executed / CHAPTERS[0].name, as_version=4)
     code = next(c for c in stale.cells if c.cell_type == "code" and "remove-cell" not in c.metadata.get("tags", []))
     code.source += "\n# edited since"

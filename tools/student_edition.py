@@ -16,7 +16,9 @@ plain text, though a determined student can decode them; ``gl.book.quiz`` reads 
 ``--outputs EXECUTED``: a folder of executed instructor chapters (``_build/check/book`` after
 ``make test``, ``_build/jupyter_execute/book`` after ``make book``); every kept cell gets its outputs
 there (the figures of the HTML edition), except the self-checks and the cells after a solution,
-which would show what a correct answer gives. Refused when a cell's code differs (an older run).
+which would show what a correct answer gives, and the prose's ``{glue:text}`` roles become the
+numbers they show, so that a student reads them in Jupyter too. Refused when a cell's code differs
+(an older run).
 
 ``--release 5.2,7.1``: also writes the worked answer, code solution or discussion of just those
 exercises, one page each (``book/answer-5-2.ipynb``), with their outputs, listed in the edition's
@@ -41,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from myst_nb.core.variables import format_plain_text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -207,26 +210,40 @@ def copy_outputs(student, executed, name: str, withheld: set[str]) -> None:
         cell.outputs, cell.execution_count = source.outputs, source.execution_count
 
 
-def glued_names(cells) -> set[str]:
-    """The MyST glue keys that these executed cells define."""
-    return {output.get("metadata", {}).get("scrapbook", {}).get("name") for cell in cells
-            if cell.cell_type == "code" for output in cell.get("outputs", [])} - {None}
+GLUE_ROLE = re.compile(r"\{glue:text\}`([^`]+)`")
+
+
+def glued_values(executed) -> dict[str, str]:
+    """Each MyST glue key of an executed chapter, and the text it glued."""
+    values = {}
+    for cell in executed.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            record = output.get("metadata", {}).get("scrapbook")
+            text = output.get("data", {}).get(f"{record.get('mime_prefix', '')}text/plain") if record else None
+            if text is not None:
+                values[record["name"]] = text
+    return values
+
+
+def with_numbers(text: str, values: dict[str, str]) -> str:
+    """``text`` with each ``{glue:text}`` role replaced by the number it shows in the book (as MyST-NB
+    formats it), so that the prose reads the same in Jupyter as on the page."""
+    def number(match: re.Match) -> str:
+        key, _, spec = match.group(1).partition(":")
+        return format_plain_text(values[key], spec or "s") if key in values else match.group(0)
+
+    return GLUE_ROLE.sub(number, text)
 
 
 def answer_page(answer: Answer, chapter: str, executed) -> object:
-    """A page of one released exercise: its statement, then its answer cells with the outputs they had; a
-    glued number defined in the chapter rather than in the answer is read from the chapter's page."""
+    """A page of one released exercise: its statement, then its answer cells with the outputs they had, and
+    the numbers of its prose as the chapter computed them."""
     by_id = {cell.get("id"): cell for cell in executed.cells}
     cells = [nbformat.from_dict(json.loads(json.dumps(cell))) for cell in answer.cells]
     for cell in cells:
         if cell.cell_type == "code" and cell.get("id") in by_id:
             cell.outputs, cell.execution_count = by_id[cell.get("id")].outputs, by_id[cell.get("id")].execution_count
-    own = glued_names(cells)
-
-    def from_chapter(match: re.Match) -> str:
-        key, _, spec = match.group(1).partition(":")
-        return match.group(0) if key in own else f"{{glue:text}}`{chapter}::{key}:{spec or 's'}`"
-
+    values = glued_values(executed)
     statement = answer.statement.split("\n", 1)[1]  # without the directive's line
     statement = re.sub(r"^:(label|nonumber):.*\n", "", statement, flags=re.MULTILINE).rstrip("`\n ")
     for sentence in STUDENT_WORDING:  # this page is what those sentences point to
@@ -238,12 +255,12 @@ def answer_page(answer: Answer, chapter: str, executed) -> object:
     kept = [head]
     for cell in cells:
         if cell.cell_type == "markdown":
-            cell.source = re.sub(r"\{glue:text\}`([^`]+)`", from_chapter, cell.source)
+            cell.source = with_numbers(cell.source, values)
         elif ("remove-cell" in cell.metadata.get("tags", []) and INSTRUCTOR_CELL.search(cell.source)
               and not student_hidden_cell(cell)):
             continue
         kept.append(cell)
-    head.source = re.sub(r"\{glue:text\}`([^`]+)`", from_chapter, head.source)
+    head.source = with_numbers(head.source, values)
     return nbformat.v4.new_notebook(cells=kept, metadata=executed.metadata)
 
 
@@ -335,6 +352,12 @@ def write_edition(out: Path, expect_failures: bool = False, outputs: Path | None
         nb, removed = strip(teacher, expect_failures)
         if executed is not None:
             copy_outputs(nb, executed, path.name, withheld)
+            values = glued_values(executed)
+            for cell in nb.cells:
+                if cell.cell_type == "markdown":
+                    cell.source = with_numbers(cell.source, values)
+                    if GLUE_ROLE.search(cell.source):
+                        raise SystemExit(f"{path.name}: the executed copy glued no {GLUE_ROLE.search(cell.source)[0]}")
         secret[path.name] = solution_only(removed, [c.source for c in nb.cells])
         nbformat.write(nb, target / path.name)
         written.append(target / path.name)
