@@ -205,17 +205,21 @@ def test_no_sentence_points_to_what_the_edition_removes(tmp_path):
 
 
 def executed_copies(folder: Path) -> Path:
-    """The chapters as if executed: each code cell prints its id; each glue call glues 0.123456."""
+    """The chapters as if executed: each code cell prints its id; the first glues 0.123456 under every key
+    the prose reads."""
     folder.mkdir()
+    prefix = "application/papermill.record/"  # as myst_nb.glue stores it
     for path in CHAPTERS:
         nb = nbformat.read(path, as_version=4)
+        prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+        keys = sorted(set(re.findall(r"\{glue:text\}`([^`:]+)", prose)))
+        glued = [nbformat.v4.new_output("display_data", data={f"{prefix}text/plain": "0.123456"},
+                                        metadata={"scrapbook": {"name": key, "mime_prefix": prefix}}) for key in keys]
         for cell in nb.cells:
             if cell.cell_type == "code":
                 cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"output of {cell.id}\n")]
-                prefix = "application/papermill.record/"  # as myst_nb.glue stores it
-                cell.outputs += [nbformat.v4.new_output("display_data", data={f"{prefix}text/plain": "0.123456"},
-                                                        metadata={"scrapbook": {"name": key, "mime_prefix": prefix}})
-                                 for key in re.findall(r'glue\(\s*"([^"{]+)"', cell.source)]
+                cell.outputs += glued
+                glued = []
                 cell.execution_count = 1
         nbformat.write(nb, folder / path.name)
     return folder
