@@ -327,8 +327,14 @@ def keys(path: Path) -> list[tuple]:
     return [(r["image"], r["method"], r["target"]) for r in read_records(path)]
 
 
-def test_resume_after_a_kill_writes_every_record_once(shapes_folder, tmp_path):
-    common = ["--data", str(shapes_folder), "--model", "shapes", "--methods", "grad_eclip,self_attention",
+@pytest.fixture(scope="module")
+def few_shapes(tmp_path_factory):
+    """Four scenes: two batches of records (16) to kill a run between, few enough to run it four times."""
+    return export_folder(tmp_path_factory.mktemp("few") / "scenes", 4, seed=77, size=64)
+
+
+def test_resume_after_a_kill_writes_every_record_once(few_shapes, tmp_path):
+    common = ["--data", str(few_shapes), "--model", "shapes", "--methods", "grad_eclip,self_attention",
               "--targets", "gt,pred", "--batch-size", "2", "--workers", "0", "--cache-dir", str(tmp_path / "c")]
     out = tmp_path / "run.jsonl"
     proc = cli(*common, "--out", str(out))
@@ -339,12 +345,12 @@ def test_resume_after_a_kill_writes_every_record_once(shapes_folder, tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     partial = keys(out)
-    assert 0 < len(partial) < 40 * 4
+    assert 0 < len(partial) < 4 * 4
     resumed = cli(*common, "--out", str(out))
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr
     got = keys(out)
-    assert len(got) == len(set(got)) == 40 * 4 and got[: len(partial)] == partial
+    assert len(got) == len(set(got)) == 4 * 4 and got[: len(partial)] == partial
     assert "grad_eclip" in stdout and "ins top1" in stdout  # the summary table
 
     straight = tmp_path / "straight.jsonl"
