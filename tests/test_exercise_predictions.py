@@ -251,6 +251,13 @@ def test_ch08(capsys):
     says_correct(capsys, ch08.check_prediction, ("Red", "AND", "a", "lovely"), WEIGHTS)
 
 
+def test_ch08_near_ties_pass_in_either_order(capsys):
+    close = {**WEIGHTS, "a": (0.007, 900), "lovely": (0.004, 250)}  # the chapter's: they swap with the captions
+    for ranking in (["red", "and", "a", "lovely"], ["red", "and", "lovely", "a"]):
+        assert "'a' and 'lovely' weigh about the same" in says_correct(capsys, ch08.check_prediction, ranking, close)
+    fails_with(ch08.check_prediction, ["and", "red", "a", "lovely"], close, hint="place 1 differs")
+
+
 @pytest.mark.parametrize("ranking, hint", [
     (["red", "and", "lovely", "a"], "place 3 differs: you put 'lovely'"),
     (["and", "red", "a", "lovely"], "place 1 differs"),

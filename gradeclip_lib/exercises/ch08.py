@@ -69,10 +69,19 @@ def check_prediction(ranking: object, weights: dict) -> None:
     values = ", ".join(f"{w} {weights[w][0]:.3f}" for w in measured)
     captions = max(count for _, count in (weights[w] for w in WORDS))
     for i, (mine, theirs) in enumerate(zip(order, measured)):
-        if mine != theirs:
+        if mine != theirs and not tied(mine, theirs, weights):
             raise AssertionError(
                 f"ranking: place {i + 1} differs: you put {mine!r}, the measured weights put {theirs!r} (mean weights "
                 f"over the chapter's captions: {values}). Think of what each word says about the picture that the "
                 "others do not already say.")
+    ties = [f"{a!r} and {b!r}" for a, b in zip(measured, measured[1:]) if tied(a, b, weights)]
+    note = f"; {' and '.join(ties)} weigh about the same, so either order of them passes" if ties else ""
     passed(f"your ranking {order} is the measured one (mean weights: {values}; up to {captions} occurrences "
-           "per word, the chapter's captions).")
+           f"per word, the chapter's captions{note}).")
+
+
+def tied(a: str, b: str, weights: dict) -> bool:
+    """Two words whose mean weights differ by less than a factor of two: their order flips with the
+    captions sampled (the chapter's "a" and "lovely", 0.007 and 0.004 over 500 captions, swap over 200)."""
+    low, high = sorted((weights[a][0], weights[b][0]))
+    return low >= high / 2
