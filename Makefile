@@ -101,12 +101,8 @@ TEST_RELEASE := 2.1,5.2,7.3
 test: lint browser student-env-test
 	rm -rf _build/check _build/student_check _build/student_html _build/memo
 	$(PY) tools/student_edition.py _build/student_check --expect-failures
-	@# the unit tests run beside the notebooks, on one thread: the notebooks' small models leave a core mostly idle
-	OMP_NUM_THREADS=1 MPLBACKEND=agg $(PY) -m pytest tests -q --durations=20 > _build/unit-tests.log 2>&1 & units=$$!; \
-	GRADECLIP_MEMO_DIR=$(CURDIR)/_build/memo $(PY) -m pytest -p tools.nbval_outputs --nbval-lax book _build/student_check/book \
-		--executed-notebooks _build/check --durations=30; notebooks=$$?; \
-	wait $$units; unit=$$?; echo "== unit tests (_build/unit-tests.log)"; cat _build/unit-tests.log; \
-	test $$notebooks = 0 && test $$unit = 0
+	GRADECLIP_MEMO_DIR=$(CURDIR)/_build/memo $(PY) -m pytest -p tools.nbval_outputs --nbval-lax tests book _build/student_check/book \
+		--executed-notebooks _build/check --durations=30
 	$(PY) tools/executed_book.py _build/check
 	$(JB) build _build/check -W -n --keep-going --all
 	$(PY) tools/check_pages.py _build/check/_build/html

@@ -596,10 +596,12 @@ def test_gt_and_pred_share_one_explanation_per_batch(shapes_folder, tmp_path, mo
     together = {(r["image"], r["method"], r["target"]): r for r in read_records(both)}
     assert together.keys() == apart.keys() and len(together) == 48
     # the two routes' maps agree to float rounding (test_shared_image); a rounding difference can swap
-    # pixels of nearly equal rank, which moves a checkpoint's probability by a little, rarely
+    # pixels of nearly equal rank, which moves a checkpoint's probability by a little, rarely. How far
+    # depends on the CPU's float kernels: measured 16 of 1056 points, at most 0.005, on one machine;
+    # 6 of 1056, at most 0.027, on another (2026-12-06)
     gaps = np.concatenate([np.abs(np.subtract(record[c], apart[key][c]))
                            for key, record in together.items() for c in ("deletion_prob", "insertion_prob")])
-    assert (gaps < 1e-4).mean() > 0.98 and gaps.max() < 1e-2  # measured: 16 of 1056 points, at most 0.005
+    assert (gaps < 1e-4).mean() > 0.98 and gaps.max() < 0.05
 
 
 def test_explain_targets_gives_each_targets_maps(shapes_folder):
