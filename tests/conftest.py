@@ -99,3 +99,19 @@ def random_image(height: int, width: int, seed: int = 0) -> Image.Image:
 @pytest.fixture
 def images() -> list[Image.Image]:
     return [random_image(40, 56, 1), random_image(40, 56, 2), random_image(33, 70, 3)]
+
+
+def fails_with(check, *args, hint: str) -> str:
+    """The self-check's failure message, which must contain ``hint``."""
+    with pytest.raises(AssertionError) as err:
+        check(*args)
+    assert hint in str(err.value), str(err.value)
+    return str(err.value)
+
+
+def says_correct(capsys, check, *args) -> str:
+    """What a passing self-check prints: it must start with "Correct: "."""
+    check(*args)
+    out = capsys.readouterr().out
+    assert out.startswith("Correct: "), out
+    return out

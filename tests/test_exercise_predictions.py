@@ -9,24 +9,11 @@ import json
 
 import pytest
 import torch
+from conftest import fails_with, says_correct
 
 import gradeclip_lib as gl
 from gradeclip_lib.exercises import NOT_ANSWERED, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09
 from gradeclip_lib.exercises.checking import as_choice, as_names, as_yes_no, check_number
-
-
-def fails_with(check, *args, hint: str) -> str:
-    with pytest.raises(AssertionError) as err:
-        check(*args)
-    assert hint in str(err.value), str(err.value)
-    return str(err.value)
-
-
-def says_correct(capsys, check, *args) -> str:
-    check(*args)
-    out = capsys.readouterr().out
-    assert out.startswith("Correct: "), out
-    return out
 
 
 @pytest.fixture(scope="module")

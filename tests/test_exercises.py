@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_tiny_clip, make_tiny_resnet_clip, random_image
+from conftest import fails_with, make_tiny_clip, make_tiny_resnet_clip, random_image, says_correct
 
 import gradeclip_lib as gl
 from gradeclip_lib.exercises import NOT_ANSWERED, ch01, ch02, ch03, ch04, ch05, ch06, ch07, ch08, ch09
@@ -20,19 +20,6 @@ from gradeclip_lib.exercises.checking import check_tensor, first_difference
 
 IN_PLACE = "in place"
 
-
-def fails_with(check, *args, hint: str) -> str:
-    with pytest.raises(AssertionError) as err:
-        check(*args)
-    assert hint in str(err.value), str(err.value)
-    return str(err.value)
-
-
-def says_correct(capsys, check, *args) -> str:
-    check(*args)
-    out = capsys.readouterr().out
-    assert out.startswith("Correct: "), out
-    return out
 
 
 def ids(cases):
