@@ -14,6 +14,7 @@ from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 from PIL import Image
 
 import gradeclip_lib as gl
+from gradeclip_lib.exercises.checking import LINE_WIDTH
 from gradeclip_lib.memo import ENV as MEMO_ENV
 
 
@@ -110,8 +111,10 @@ def fails_with(check, *args, hint: str) -> str:
 
 
 def says_correct(capsys, check, *args) -> str:
-    """What a passing self-check prints: it must start with "Correct: "."""
+    """What a passing self-check prints, joined back into one line: it must start with "Correct: " and
+    fit the page's code column."""
     check(*args)
     out = capsys.readouterr().out
     assert out.startswith("Correct: "), out
-    return out
+    assert all(len(line) <= LINE_WIDTH for line in out.splitlines()), out
+    return " ".join(line.strip() for line in out.splitlines())

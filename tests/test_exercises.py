@@ -810,3 +810,13 @@ def test_ch09_wrong_answers_fail(name, wrong, hint):
     message = fails_with(ch09.check_region_pooling, wrong, hint=hint)
     if hint == "first differs":
         assert "region " in message and "feature " in message
+
+
+def test_a_long_correct_message_is_printed_in_lines_that_fit_the_page(capsys):
+    from gradeclip_lib.exercises.checking import LINE_WIDTH, passed
+    message = "your curve equals the library's deletion protocol at 6 checkpoints " * 4
+    returned = passed(message)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 1 and all(len(line) <= LINE_WIDTH for line in lines)
+    assert all(line.startswith("  ") for line in lines[1:])
+    assert returned == f"Correct: {message}" == " ".join(line.strip() for line in lines) + " "

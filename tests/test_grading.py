@@ -68,6 +68,8 @@ def test_results_are_read_from_the_executed_notebook():
     passed = read_results(_notebook(_check(outputs=[stdout])))
     assert [(o.exercise.number, o.passed, o.message) for o in passed] == [
         ("1.1", None, ""), ("1.2", True, "Correct: your maps equal the library's."), ("1.3", None, "")]
+    wrapped = new_output("stream", name="stdout", text="Correct: your maps equal\n  the library's.\nother\n  x\n")
+    assert read_results(_notebook(_check(outputs=[wrapped])))[1].message == "Correct: your maps equal the library's."
     wrong = _check(outputs=[_error("AssertionError", "No answer\n yet")])
     hint = read_results(_notebook(_check(outputs=[stdout]), wrong))
     assert (hint[1].passed, hint[1].message) == (False, "No answer yet")  # the first failure, on one line

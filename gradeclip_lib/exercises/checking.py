@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -20,10 +21,15 @@ def require_answer(answer: object) -> None:
         raise AssertionError(NOT_ANSWERED)
 
 
+# the width of a printed message: a book page's code column, which does not wrap printed lines
+LINE_WIDTH = 76
+
+
 def passed(message: str) -> str:
-    """Say that the answer is right and what the check compared (the check cell shows it)."""
+    """Say that the answer is right and what the check compared (the check cell shows it), printed in
+    lines that fit the page, continued with an indent; returns the message as one line."""
     text = f"Correct: {message}"
-    print(text)
+    print(textwrap.fill(text, LINE_WIDTH, subsequent_indent="  ", break_on_hyphens=False))
     return text
 
 

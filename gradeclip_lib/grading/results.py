@@ -69,6 +69,22 @@ def _stopped(run: dict, index: int) -> str:
     return "not run"
 
 
+def _correct_messages(printed: str) -> list[str]:
+    """The checks' "Correct ..." messages in what a cell printed, each joined back from the indented
+    lines it was wrapped into."""
+    messages: list[str] = []
+    inside = False
+    for line in printed.splitlines():
+        if line.startswith("Correct"):
+            messages.append(line)
+            inside = True
+        elif inside and line.startswith("  ") and line.strip():
+            messages[-1] += " " + line.strip()
+        else:
+            inside = False
+    return messages
+
+
 def _check_cell(nb: dict, index: int) -> tuple[bool, str]:
     cell, run = nb["cells"][index], nb.get("metadata", {}).get("grading", {})
     if run.get("cell") == index and run.get("status") != "finished":
@@ -79,7 +95,7 @@ def _check_cell(nb: dict, index: int) -> tuple[bool, str]:
     if error is None:
         printed = "".join(_source({"source": o.get("text", "")}) for o in cell.get("outputs", [])
                           if o.get("output_type") == "stream" and o.get("name") == "stdout")
-        correct = [line for line in printed.splitlines() if line.startswith("Correct")]
+        correct = _correct_messages(printed)
         return True, _clean(" ".join(correct)) if correct else "passed"
     message = _describe(error)
     if error.get("ename") != "AssertionError":  # the check itself broke: say what broke before it
