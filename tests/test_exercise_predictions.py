@@ -26,7 +26,8 @@ def never(*args, **kwargs):
 
 
 # ------------------------------------------------------------------------------ the shared parsing
-@pytest.mark.parametrize("answer, expected", [(True, True), ("yes", True), ("No", False), (False, False)])
+@pytest.mark.parametrize("answer, expected", [(True, True), ("yes", True), ("No", False), (False, False),
+                                              ("Yes.", True), (" no!", False), ("'no'", False)])
 def test_yes_no_spellings(answer, expected):
     assert as_yes_no(answer, "x") is expected
 

@@ -51,6 +51,11 @@ def test_simple_transformations_of_the_right_result_are_named(name, transform, h
     fails_with(check_tensor, transform(expected), expected, "Your map", hint=hint)
 
 
+def test_a_transposed_square_grid_is_named_too():
+    expected = torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(1))  # the chapters' scenes are square
+    fails_with(check_tensor, expected.transpose(1, 2), expected, "Your map", hint="rows and columns are swapped")
+
+
 def test_call_catches_a_changed_input_by_the_students_name_for_it():
     from gradeclip_lib.exercises.checking import call
 
@@ -93,8 +98,9 @@ def attention_numpy(q, k):
 
 RIGHT01 = [
     ("matmul, on the grid", lambda q, k, h, w: attention(q, k).reshape(-1, h, w)),
-    ("einsum on the class token's query, flat",
-     lambda q, k, h, w: (torch.einsum("hd,hnd->hn", q[:, 0], k) / q.shape[-1] ** 0.5).softmax(-1)[:, 1:].numpy()),
+    ("einsum on the class token's query, with a batch axis",
+     lambda q, k, h, w: (torch.einsum("hd,hnd->hn", q[:, 0], k) / q.shape[-1] ** 0.5).softmax(-1)[None, :, 1:]
+     .reshape(1, -1, h, w).numpy()),
     ("numpy, head by head", lambda q, k, h, w: attention_numpy(q, k).reshape(-1, h, w)),
 ]
 
@@ -127,6 +133,10 @@ WRONG01 = [
     ("laid out column by column", lambda q, k, h, w: attention(q, k).reshape(-1, w, h).transpose(1, 2),
      "column by column"),
     ("the maximum over heads", lambda q, k, h, w: attention(q, k).reshape(-1, h, w).amax(0), "shape"),
+    # the right values in another layout: flat, or reshaped to (w, h), which scrambles the image
+    ("left flat [heads, N]", lambda q, k, h, w: attention(q, k), "laid out as"),
+    ("reshaped to (w, h)", lambda q, k, h, w: attention(q, k).reshape(-1, w, h), "reshape them (row by row)"),
+    ("transposed grid", lambda q, k, h, w: attention(q, k).reshape(-1, h, w).transpose(1, 2), "swapped"),
     ("no answer", lambda q, k, h, w: None, NOT_ANSWERED),
 ]
 

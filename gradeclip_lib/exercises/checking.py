@@ -115,7 +115,7 @@ def _layout_slip(got: torch.Tensor, expected: torch.Tensor, rtol: float) -> str 
     column-by-column layout, a sign, a scale or an offset."""
     if got.ndim >= 2 and expected.ndim >= 2 and got.shape[:-2] == expected.shape[:-2]:
         h, w = expected.shape[-2:]
-        if h != w and got.shape[-2:] == (w, h) and close(got, expected.transpose(-1, -2), rtol):
+        if got.shape[-2:] == (w, h) and close(got, expected.transpose(-1, -2), rtol):
             return "rows and columns are swapped (your result is the library's transposed)"
         by_columns = expected.flatten(-2).reshape(*expected.shape[:-2], w, h).transpose(-1, -2)
         if h != w and got.shape == expected.shape and close(got, by_columns, rtol):
@@ -156,12 +156,17 @@ def check_tensor(answer: object, expected: torch.Tensor, what: str,
     2)") and ``case`` the case it belongs to ("on case 2 (a 3 x 4 grid)")."""
     got = raw = as_float_tensor(answer, what)
     expected = expected.detach().float().cpu()
-    if got.shape != expected.shape and (got.ndim > 1 and got.numel() == expected.numel()
-                                        or got.squeeze().shape == expected.squeeze().shape):
-        got = got.reshape(expected.shape)  # the same values laid out flat (row by row) are right too
+    prefix = f"{what} {case}".rstrip() if case else what
+    if got.shape != expected.shape and got.squeeze().shape == expected.squeeze().shape:
+        got = got.reshape(expected.shape)  # extra or missing axes of length 1 ([1, H, h, w]) are right too
+    elif got.shape != expected.shape and got.numel() == expected.numel():
+        if close(got.reshape(expected.shape), expected, rtol):
+            raise AssertionError(
+                f"{prefix}: the values are right, in the right order, but laid out as {tuple(got.shape)}; the "
+                f"exercise asks for {tuple(expected.shape)}: reshape them (row by row) to that shape.")
+        got = got.reshape(expected.shape)  # so that a wrong value is found where it lies, whatever the layout
     if close(got, expected, rtol):
         return float((got - expected).abs().max()) if got.numel() else 0.0
-    prefix = f"{what} {case}".rstrip() if case else what
     for hint, wrong in (mistakes or {}).items():
         wrong = (wrong() if callable(wrong) else wrong).detach().float().cpu()
         if wrong.squeeze().shape == got.squeeze().shape and close(got.squeeze(), wrong.squeeze(), rtol):
@@ -183,7 +188,8 @@ def check_tensor(answer: object, expected: torch.Tensor, what: str,
 
 # ------------------------------------------------------------------------------ predictions
 def _normalise(text: object) -> str:
-    return " ".join(str(text).lower().replace("_", " ").replace("-", " ").split())
+    """Lower case, single spaces, and no punctuation around the words ("Yes." is "yes")."""
+    return " ".join(str(text).lower().replace("_", " ").replace("-", " ").split()).strip(" .,;:!?'\"")
 
 
 def as_choice(answer: object, options: Sequence[str], what: str, aliases: Mapping[str, str] | None = None) -> str:
