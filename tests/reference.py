@@ -215,6 +215,29 @@ def _explicit_block(blk, x, mask, records):
     return x + blk.mlp(blk.ln_2(x))
 
 
+def legrad_reference(model, pixels: torch.Tensor, text_emb: torch.Tensor, layer_index: int = -2) -> torch.Tensor:
+    """LeGrad's compute_legrad_clip (legrad-torch 1.1), batch first: per block from ``layer_index``, the
+    gradient of cos(ln_post(mean of the block's tokens) proj, t) with respect to the block's materialised
+    attention weights, clamped, averaged over heads and query rows, patch columns; summed; min-maxed."""
+    visual = model.visual
+    x = torch.cat([visual.class_embedding.expand(pixels.shape[0], 1, -1),
+                   visual.conv1(pixels).flatten(2).transpose(1, 2)], 1) + visual.positional_embedding
+    x = visual.ln_pre(x).detach().requires_grad_(True)
+    records, outputs = [], []
+    for blk in visual.transformer.resblocks:
+        x = _explicit_block(blk, x, None, records)
+        outputs.append(x)
+    start = layer_index % len(records)
+    total = 0
+    for record, out in zip(records[start:], outputs[start:]):
+        feature = F.normalize(visual.ln_post(out.mean(dim=1)) @ visual.proj, dim=-1)
+        sim = (feature * F.normalize(text_emb, dim=-1)).sum()
+        grad = torch.autograd.grad(sim, record["weights"], retain_graph=True)[0].clamp(min=0)
+        total = total + grad.mean(dim=1).mean(dim=1)[:, 1:]
+    lo, hi = total.min(dim=1, keepdim=True).values, total.max(dim=1, keepdim=True).values
+    return ((total - lo) / (hi - lo)).detach()
+
+
 def plain_text_forward(model, ids: torch.Tensor):
     """The text tower with materialised causal attention; returns the embedding and per-block records."""
     x = (model.token_embedding(ids) + model.positional_embedding).detach().requires_grad_(True)

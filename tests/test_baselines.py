@@ -10,6 +10,7 @@ from reference import (
     abnar_rollout,
     chefer_relevance,
     clip_surgery_reference,
+    legrad_reference,
     mask_clip_reference,
     plain_text_forward,
     plain_vision_forward,
@@ -56,6 +57,15 @@ def test_game(tiny, images, start):
     expected = chefer_relevance(logit, [r["weights"] for r in records[start:]])[:, 0, 1:]
     got = crop_maps(tiny, images, "game", start_layer=start).flatten(1)
     torch.testing.assert_close(got, expected.detach(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer_index", [-2, 0])
+def test_legrad(tiny, images, layer_index):
+    pixels, texts = setup(tiny, images)
+    expected = legrad_reference(tiny.model, pixels, texts, layer_index)
+    got = crop_maps(tiny, images, "legrad", layer_index=layer_index).flatten(1)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    assert bool((got.amax(1) == 1).all() and (got.amin(1) == 0).all())
 
 
 def test_grad_cam(tiny, images):

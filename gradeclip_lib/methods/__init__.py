@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (importing a module registers its methods)
     game,
     grad_cam,
     grad_eclip,
+    legrad,
     m2ib,
     mask_clip,
     random_map,
