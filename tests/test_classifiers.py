@@ -113,12 +113,45 @@ def test_baselines_against_their_formulas(classifier, images):
     assert torch.equal(a, b) and not torch.equal(a[0], a[1])
 
 
+def legrad_reference(classifier, pixels, target, layer_index, probability=False):
+    """LeGrad by hand: every block rewritten with its attention probabilities materialised, the head on each
+    explained block's output, autograd with respect to the probabilities."""
+    m = classifier.model
+    x = m.norm_pre(m.patch_drop(m._pos_embed(m.patch_embed(pixels))))
+    first = layer_index % len(m.blocks)
+    total = 0
+    for i, block in enumerate(m.blocks):
+        heads = block.attn.num_heads
+        q, k, v = block.attn.qkv(block.norm1(x)).reshape(x.shape[0], x.shape[1], 3, heads, -1).permute(2, 0, 3, 1, 4)
+        att = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).softmax(-1)  # [B, H, N, N]
+        o = (att @ v).transpose(1, 2).reshape(x.shape)
+        x = x + block.ls1(block.attn.proj(o))
+        x = x + block.ls2(block.mlp(block.norm2(x)))
+        if i >= first:
+            logits = m.forward_head(m.norm(x))[0]
+            score = logits.softmax(-1)[target] if probability else logits[target]
+            (grad,) = torch.autograd.grad(score, att, retain_graph=True)
+            total = total + grad.clamp(min=0).mean(1).mean(1)[0, 1:]
+    return ((total - total.min()) / (total.max() - total.min())).detach()
+
+
+@pytest.mark.parametrize("layer_index, probability", [(-2, False), (0, True)])
+def test_legrad_on_a_classifier_matches_a_hand_written_forward(classifier, images, layer_index, probability):
+    exp = gl.explain(classifier, images, targets=["bee", 3, "eel"], method="legrad", layer_index=layer_index,
+                     probability=probability)
+    for i, (image, target) in enumerate(zip(images, [1, 3, 4])):
+        pixels = torch.stack(gl.images.prepare([image], 8, classifier.mean, classifier.std)[0]).requires_grad_(True)
+        expected = legrad_reference(classifier, pixels, target, layer_index, probability)
+        assert exp.maps[i].shape == (pixels.shape[-2] // 8, pixels.shape[-1] // 8)
+        torch.testing.assert_close(exp.maps[i].flatten(), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_targets_and_models_are_checked(classifier, images):
     with pytest.raises(ValueError, match="not a class"):
         gl.explain(classifier, images[0], targets="cow")
     with pytest.raises(ValueError, match="out of range"):
         gl.explain(classifier, images[0], targets=9)
-    with pytest.raises(UnsupportedModelError, match="timm ViT classifier.*: grad_cam, grad_eclip, random"):
+    with pytest.raises(UnsupportedModelError, match="timm ViT classifier.*: grad_cam, grad_eclip, legrad, random"):
         gl.explain(classifier, images[0], targets=0, method="game")
     with pytest.raises(UnsupportedModelError, match="global_pool"):
         tiny_classifier(global_pool="avg", class_token=False)

@@ -62,6 +62,48 @@ def last_block_pass(model: torch.nn.Module, pixels: torch.Tensor, leaf: str | No
     return BlockPass(logits, q, k, v.flatten(2), store["input"], store["o"])
 
 
+class BlockRecorder:
+    """Records, during a classifier's forward, each of ``blocks``' output tokens [B, N, D], attention output
+    before its norm and projection o [B, N, D] (a graph node) and values v [B, H, N, d]; the first block's
+    input is made a leaf that requires grad, so the graph starts there."""
+
+    def __init__(self, blocks) -> None:
+        self.blocks = list(blocks)
+        for block in self.blocks:
+            if not hasattr(block.attn, "qkv") or not hasattr(block.attn, "norm"):
+                raise UnsupportedModelError(f"this method reads timm's standard fused-qkv attention; this model's "
+                                            f"blocks use {type(block.attn).__name__}")
+        self.outputs: list[torch.Tensor] = []
+        self.o: list[torch.Tensor] = []
+        self.v: list[torch.Tensor] = []
+        self._handles: list = []
+
+    def __enter__(self) -> BlockRecorder:
+        self.outputs, self.o, self.v = [], [], []
+
+        def leaf(_module, args):
+            return (args[0].detach().requires_grad_(True), *args[1:])
+
+        def keep_v(heads: int):
+            def hook(_module, _args, out):
+                b, n, _ = out.shape
+                self.v.append(out.detach().reshape(b, n, 3, heads, -1)[:, :, 2].transpose(1, 2))
+
+            return hook
+
+        self._handles.append(self.blocks[0].register_forward_pre_hook(leaf))
+        for block in self.blocks:
+            self._handles += [block.attn.qkv.register_forward_hook(keep_v(block.attn.num_heads)),
+                              block.attn.norm.register_forward_pre_hook(lambda _m, args: self.o.append(args[0])),
+                              block.register_forward_hook(lambda _m, _args, out: self.outputs.append(out))]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
 def class_row_readout(model: torch.nn.Module, x_in: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     """The logits [B, C] as a function of the class token's attention output before ``proj`` [B, D], the rest
     held: the last block's residual and MLP on the class row, the final norm and the head."""
