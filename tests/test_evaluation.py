@@ -560,6 +560,21 @@ def test_beats_floor_is_paired_image_by_image():
     assert row == {"method": "m", "images": 2, "deletion": 0.5, "insertion": 0.5}
 
 
+def test_paired_area_gap_compares_the_images_both_methods_scored():
+    from gradeclip_lib.evaluation import auc, paired_area_gap
+
+    ramp = [1 - k / 10 for k in range(11)]
+    curves = {("a", "x"): [0.1] * 11, ("a", "y"): [0.8] * 11, ("a", "z"): [0.0] * 11,
+              ("b", "x"): ramp, ("b", "y"): [0.2] * 11}  # z: only a scored it
+    records = [{"method": m, "image": i, "deletion_prob": c} for (m, i), c in curves.items()]
+    gaps = [float(auc(torch.tensor(curves["a", i])) - auc(torch.tensor(curves["b", i]))) for i in ("x", "y")]
+    mean, low, high = paired_area_gap(records, "a", "b", "deletion_prob")
+    assert mean == pytest.approx(sum(gaps) / 2) and gaps[0] < 0 < gaps[1]
+    assert low == pytest.approx(min(gaps)) and high == pytest.approx(max(gaps))  # two images: the extremes
+    with pytest.raises(ValueError, match="no image was scored by both"):
+        paired_area_gap(records, "a", "c", "deletion_prob")
+
+
 def test_differ_and_tiers_on_known_areas():
     from gradeclip_lib.evaluation import differ, tiers
 
