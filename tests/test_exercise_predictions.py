@@ -119,13 +119,13 @@ def test_ch03_explore_wrong(monkeypatch, target, hint):
     fails_with(ch03.check_mismatch, target, object(), hint=hint)
 
 
-BLIND_TO_CNN = ["rollout", "game", "mask_clip", "clip_surgery"]
+BLIND_TO_CNN = ["rollout", "game", "mask_clip", "clip_surgery", "legrad"]
 
 
 def test_ch04_measured(capsys):
     rn50 = gl.load_clip("RN50", pretrained=None)
-    out = says_correct(capsys, ch04.check_prediction, 126, ["attention rollout", "GAME", "MaskCLIP", "CLIP Surgery"],
-                       rn50)
+    out = says_correct(capsys, ch04.check_prediction, 126,
+                       ["attention rollout", "GAME", "MaskCLIP", "CLIP Surgery", "LeGrad"], rn50)
     assert "9 x 14 grid, 126 cells" in out
 
 
@@ -134,7 +134,7 @@ def test_ch04_measured(capsys):
     (49, BLIND_TO_CNN, "do not resize to 224"),
     (150, BLIND_TO_CNN, "nearest multiple of the stride (32): 300 -> 288"),
     (126, [*BLIND_TO_CNN, "self_attention"], "self_attention runs on RN50"),
-    (126, ["rollout"], "clip_surgery, game, mask_clip cannot"),
+    (126, ["rollout"], "clip_surgery, game, legrad, mask_clip cannot"),
     (126, "rollout", "expected a list of names"),
     (126, ["vgg"], "is not one of"),
     (..., BLIND_TO_CNN, NOT_ANSWERED),
