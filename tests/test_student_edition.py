@@ -277,3 +277,17 @@ def test_released_answers_are_written_for_just_those_exercises(tmp_path):
         tool.write_edition(tmp_path / "no-outputs", release=["2.2"])
     with pytest.raises(SystemExit, match="no exercise numbered 9.9"):
         tool.write_edition(tmp_path / "unknown", outputs=executed, release=["9.9"])
+
+
+def test_the_html_check_counts_only_the_figures_a_page_shows():
+    """A figure of a cell tagged remove-output (or remove-cell) is on no page: the check of the student
+    HTML must not expect it (chapter 2 has one)."""
+    spec = importlib.util.spec_from_file_location("check_student_html", ROOT / "tools" / "check_student_html.py")
+    checker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checker)
+    figure = nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})
+    cells = [nbformat.v4.new_code_cell("plot()", outputs=[figure]) for _ in range(4)]
+    cells[1].metadata["tags"] = ["remove-output"]
+    cells[2].metadata["tags"] = ["remove-cell"]
+    cells[3].metadata["tags"] = ["remove-input"]  # its figure is shown
+    assert checker.image_outputs(nbformat.v4.new_notebook(cells=cells)) == 2

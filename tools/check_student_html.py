@@ -118,8 +118,14 @@ def outside_answers(nb):
     return nbformat.v4.new_notebook(cells=cells)
 
 
+HIDDEN_OUTPUT = {"remove-output", "remove-cell"}  # tags whose cell's outputs no page shows
+
+
 def image_outputs(nb) -> int:
-    return sum(1 for cell in nb.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
+    """The figures a page of ``nb`` shows: image outputs of code cells whose output is not removed."""
+    return sum(1 for cell in nb.cells if cell.cell_type == "code"
+               and not HIDDEN_OUTPUT & set(cell.metadata.get("tags", []))
+               for output in cell.get("outputs", [])
                if "image/png" in output.get("data", {}) or "image/svg+xml" in output.get("data", {}))
 
 
