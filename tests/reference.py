@@ -187,7 +187,8 @@ def grad_eclip_forward_text(model, ids: torch.Tensor, image_emb: torch.Tensor, n
 # ------------------------------------------------------------------------------------------ baselines
 def plain_vision_forward(model, pixels: torch.Tensor):
     """The image tower with every attention written out (and checked against need_weights=True).
-    Returns the embedding and, per block, its input, its ln_1 output and its attention weights [B, H, N, N]."""
+    Returns the embedding and, per block, its input, its ln_1 output, its attention weights [B, H, N, N] and
+    its output."""
     visual = model.visual
     x = torch.cat([visual.class_embedding.expand(pixels.shape[0], 1, -1),
                    visual.conv1(pixels).flatten(2).transpose(1, 2)], 1) + visual.positional_embedding
@@ -210,9 +211,11 @@ def _explicit_block(blk, x, mask, records):
     _, materialised = blk.attn(h, h, h, need_weights=True, average_attn_weights=False, attn_mask=mask)
     torch.testing.assert_close(weights, materialised, rtol=1e-4, atol=1e-6)
     o = (weights @ split(v)).transpose(1, 2).reshape(x.shape)
-    records.append({"input": x, "h": h, "weights": weights})
+    x_in = x
     x = x + F.linear(o, blk.attn.out_proj.weight, blk.attn.out_proj.bias)
-    return x + blk.mlp(blk.ln_2(x))
+    x = x + blk.mlp(blk.ln_2(x))
+    records.append({"input": x_in, "h": h, "weights": weights, "output": x})
+    return x
 
 
 def legrad_reference(model, pixels: torch.Tensor, text_emb: torch.Tensor, layer_index: int = -2) -> torch.Tensor:
@@ -220,17 +223,11 @@ def legrad_reference(model, pixels: torch.Tensor, text_emb: torch.Tensor, layer_
     gradient of cos(ln_post(mean of the block's tokens) proj, t) with respect to the block's materialised
     attention weights, clamped, averaged over heads and query rows, patch columns; summed; min-maxed."""
     visual = model.visual
-    x = torch.cat([visual.class_embedding.expand(pixels.shape[0], 1, -1),
-                   visual.conv1(pixels).flatten(2).transpose(1, 2)], 1) + visual.positional_embedding
-    x = visual.ln_pre(x).detach().requires_grad_(True)
-    records, outputs = [], []
-    for blk in visual.transformer.resblocks:
-        x = _explicit_block(blk, x, None, records)
-        outputs.append(x)
+    _, records = plain_vision_forward(model, pixels)
     start = layer_index % len(records)
     total = 0
-    for record, out in zip(records[start:], outputs[start:]):
-        feature = F.normalize(visual.ln_post(out.mean(dim=1)) @ visual.proj, dim=-1)
+    for record in records[start:]:
+        feature = F.normalize(visual.ln_post(record["output"].mean(dim=1)) @ visual.proj, dim=-1)
         sim = (feature * F.normalize(text_emb, dim=-1)).sum()
         grad = torch.autograd.grad(sim, record["weights"], retain_graph=True)[0].clamp(min=0)
         total = total + grad.mean(dim=1).mean(dim=1)[:, 1:]
