@@ -31,8 +31,9 @@ def authors_wrapper(clip: Clip, layer_index: int = -2):
     except ImportError as err:
         raise GradEclipError(f"The LeGrad authors' package is not installed ({err}): {INSTALL}") from None
     model = copy.deepcopy(clip.model).float().eval()
-    for block in model.visual.transformer.resblocks:
-        block.attn.batch_first = False
+    if not clip.is_timm:  # open_clip's own blocks: sequence-first, as in 2.23 (timm blocks are batch-first)
+        for block in model.visual.transformer.resblocks:
+            block.attn.batch_first = False
     with contextlib.redirect_stdout(io.StringIO()):  # it prints what it hooks
         return legrad.LeWrapper(model, layer_index=layer_index)
 
@@ -45,3 +46,18 @@ def authors_legrad_map(clip: Clip, pixels: torch.Tensor, texts: torch.Tensor, la
     wrapper = authors_wrapper(clip, layer_index)
     maps = wrapper.compute_legrad_clip(F.normalize(texts.float(), dim=-1), pixels.float())
     return maps[0].detach()
+
+
+def authors_legrad_siglip_map(clip: Clip, pixels: torch.Tensor, texts: torch.Tensor, layer_index: int = -2,
+                              empty: torch.Tensor | None = None) -> torch.Tensor:
+    """Their SigLIP maps [T, H, W] (``compute_legrad_siglip``) of one square image against unit text
+    embeddings; ``empty``: the embedding of their correction's prompt (None: no correction). Their code
+    tokenizes that prompt with ViT-B-16-SigLIP's tokenizer from the hub; it is handed to them here."""
+    if pixels.shape[-1] != pixels.shape[-2]:
+        raise ValueError(f"the authors' LeGrad 1.1 handles square inputs only, got {tuple(pixels.shape[-2:])}")
+    wrapper = authors_wrapper(clip, layer_index)
+    if empty is not None:
+        wrapper.empty_embedding = F.normalize(empty.float().reshape(1, -1), dim=-1).t()
+    maps = [wrapper.compute_legrad_siglip(F.normalize(t.float()[None], dim=-1), pixels.float(),
+                                          apply_correction=empty is not None) for t in texts]
+    return torch.cat([m[0] for m in maps]).detach()

@@ -11,6 +11,11 @@ class WeightsUnavailableError(GradEclipError, RuntimeError):
     """Pretrained weights are neither cached nor downloadable (offline, unknown tag)."""
 
 
+class TokenizerUnavailableError(WeightsUnavailableError):
+    """A model's tokenizer is neither cached nor downloadable (SigLIP's come from the Hugging Face hub); the
+    model itself still runs, and text embeddings work in place of strings."""
+
+
 class ImageError(GradEclipError, ValueError):
     """An image could not be read, or is too small for the model."""
 

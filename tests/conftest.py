@@ -88,6 +88,42 @@ def tiny_rn() -> gl.Clip:
     return make_tiny_resnet_clip()
 
 
+def make_tiny_timm_clip(kind: str, image_size: int = 32, width: int = 32, heads: int = 4, layers: int = 3,
+                        seed: int = 0) -> gl.Clip:
+    """A tiny CLIP with an open_clip timm image tower of ``kind`` ("siglip": a MAP head; "eva": EVA-02's
+    rotary class-token ViT) and SigLIP's logit scale and bias; weights large enough for peaked attention
+    and live branches (timm starts EVA's head and several projections near zero)."""
+    from gradeclip_lib.models.timm_towers import build_timm_tower
+
+    torch.manual_seed(seed)
+    model = open_clip.CLIP(embed_dim=width, vision_cfg=CLIPVisionCfg(layers=1, width=8, head_width=8, patch_size=8,
+                                                                     image_size=image_size),
+                           text_cfg=CLIPTextCfg(width=32, heads=4, layers=2), init_logit_bias=-10.0)
+    model.visual = build_timm_tower({"kind": kind, "image_size": image_size, "patch_size": 8, "width": width,
+                                     "layers": layers, "heads": heads, "embed_dim": width})
+    with torch.no_grad():
+        for name, p in model.visual.named_parameters():
+            if "norm" in name and name.endswith("weight"):
+                p.copy_(1 + 0.3 * torch.randn_like(p))
+            elif any(k in name for k in ("q_proj.weight", "k_proj.weight", "qkv.weight", "kv.weight", ".q.weight")):
+                p.normal_(0, 2.0 / p.shape[-1] ** 0.5)
+            elif p.ndim >= 2 or "latent" in name or "token" in name or "pos_embed" in name:
+                p.normal_(0, 0.6 / p.shape[-1] ** 0.5 if p.ndim >= 2 else 0.2)
+            elif name.endswith("bias"):
+                p.normal_(0, 0.2)
+    return gl.Clip(model, open_clip.get_tokenizer("ViT-B-16"), name=f"tiny-{kind}")
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip() -> gl.Clip:
+    return make_tiny_timm_clip("siglip")
+
+
+@pytest.fixture(scope="session")
+def tiny_eva() -> gl.Clip:
+    return make_tiny_timm_clip("eva")
+
+
 def random_image(height: int, width: int, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     # smooth blobs plus noise, so that resizing is not trivial

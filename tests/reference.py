@@ -290,3 +290,180 @@ def clip_surgery_reference(model, pixels, text_emb, empty_emb, depth):
         x = x + F.linear(multi_head(v, v, v, h), blk.attn.out_proj.weight, blk.attn.out_proj.bias)
     feats = F.normalize(model.visual.ln_post(x) @ model.visual.proj, dim=-1)
     return (feats[:, 1:] @ (F.normalize(text_emb, dim=-1) - empty_emb).T).detach()
+
+
+# ---------------------------------------------------------------------------------------------- timm towers
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """[N, D] -> [H, N, d]."""
+    return x.reshape(x.shape[0], heads, -1).transpose(0, 1)
+
+
+def _minmax(x: torch.Tensor) -> torch.Tensor:
+    return (x - x.min()) / (x.max() - x.min())
+
+
+def map_pool(pool, tokens: torch.Tensor, probs: torch.Tensor | None = None):
+    """A MAP head written out for one image's tokens [N, D]: its attention probabilities [H, 1, N] (or the
+    given ones), values [H, N, d], the probe's query [H, 1, d], keys, the attention output [1, D] and the
+    pooled feature [D]."""
+    heads = pool.num_heads
+    q = _heads(pool.q(pool.latent[0]), heads)  # [H, 1, d]
+    kv = pool.kv(tokens)
+    k, v = _heads(kv[:, : kv.shape[1] // 2], heads), _heads(kv[:, kv.shape[1] // 2:], heads)
+    if probs is None:
+        probs = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(q.shape[-1]), dim=-1)
+    o = torch.cat(list(probs @ v), dim=-1)  # [1, D] heads side by side
+    return probs, v, q, k, o
+
+
+def map_pool_feature(pool, o: torch.Tensor) -> torch.Tensor:
+    x = pool.proj(o)
+    return (x + pool.mlp(pool.norm(x)))[0]
+
+
+def siglip_grad_eclip_reference(clip, pixels: torch.Tensor, text_emb: torch.Tensor):
+    """Grad-ECLIP on a SigLIP tower for one image [1, 3, H, W], written out: the probe's attention over the
+    trunk's last tokens, channel weights at its output before the projection, per-head min-maxed q-k cosine.
+    Returns (map [h, w], cosine, the embedding)."""
+    visual = clip.visual
+    trunk, pool = visual.trunk, visual.trunk.attn_pool
+    assert isinstance(pool.q_norm, torch.nn.Identity) and pool.pos_embed is None
+    tokens = trunk.forward_features(pixels)[0]
+    probs, v, q, k, o = map_pool(pool, tokens)
+    o = o.detach().requires_grad_(True)
+    f = visual.head(trunk.head(trunk.fc_norm(map_pool_feature(pool, o))))
+    score = F.cosine_similarity(f, text_emb, dim=-1)
+    (w,) = torch.autograd.grad(score, o)
+    heads, d = v.shape[0], v.shape[-1]
+    total = 0
+    for h in range(heads):
+        lam = _minmax(F.cosine_similarity(q[h], k[h], dim=-1))  # [N]
+        total = total + (v[h] @ w[0, h * d:(h + 1) * d]) * lam
+    grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
+    return F.relu(total).reshape(grid).detach(), score.detach(), f.detach()
+
+
+def eva_block_explicit(block, x: torch.Tensor, rope, probs: torch.Tensor | None = None):
+    """An EVA-02 block on one image's tokens [N, D] with its attention written out: (output, probabilities
+    [H, N, N], q, k, v [H, N, d] after the rotary embedding, o [N, D] before the inner norm)."""
+    from timm.layers import apply_rot_embed_cat
+
+    attn = block.attn
+    heads = attn.num_heads
+    xn = block.norm1(x)
+    q, k, v = (_heads(proj(xn), heads) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
+    npt = attn.num_prefix_tokens
+    q = torch.cat([q[:, :npt], apply_rot_embed_cat(q[:, npt:], rope)], dim=1)
+    k = torch.cat([k[:, :npt], apply_rot_embed_cat(k[:, npt:], rope)], dim=1)
+    if probs is None:
+        probs = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(q.shape[-1]), dim=-1)
+    o = torch.cat(list(probs @ v), dim=-1)
+    return probs, q, k, v, o
+
+
+def eva_block_rest(block, x: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+    y = x + block.attn.proj(block.attn.norm(o))
+    return y + block.mlp(block.norm2(y))
+
+
+def eva_last_block_input(clip, pixels: torch.Tensor):
+    """The last block's input tokens [N, D] and the rotary embedding, from a forward of the whole model."""
+    store = {}
+    block = clip.visual.trunk.blocks[-1]
+    handle = block.register_forward_pre_hook(lambda m, a, kw: store.update(x=a[0], rope=kw["rope"]), with_kwargs=True)
+    with torch.no_grad():
+        embedding = clip.model.encode_image(pixels)
+    handle.remove()
+    return store["x"][0], store["rope"], embedding[0]
+
+
+def eva_embedding_from(clip, tokens: torch.Tensor) -> torch.Tensor:
+    trunk = clip.visual.trunk
+    return clip.visual.head(trunk.head(trunk.fc_norm(trunk.norm(tokens)[0])))
+
+
+def eva_grad_eclip_reference(clip, pixels: torch.Tensor, text_emb: torch.Tensor):
+    """Grad-ECLIP on an EVA-02 tower for one image, written out (class token row of the last block)."""
+    block = clip.visual.trunk.blocks[-1]
+    x, rope, model_embedding = eva_last_block_input(clip, pixels)
+    probs, q, k, v, o = eva_block_explicit(block, x, rope)
+    o = o.detach().requires_grad_(True)
+    f = eva_embedding_from(clip, eva_block_rest(block, x, o))
+    torch.testing.assert_close(f, model_embedding, rtol=1e-4, atol=1e-5)
+    score = F.cosine_similarity(f, text_emb, dim=-1)
+    (w,) = torch.autograd.grad(score, o)
+    npt = clip.visual.trunk.num_prefix_tokens
+    heads, d = v.shape[0], v.shape[-1]
+    total = 0
+    for h in range(heads):
+        lam = _minmax(F.cosine_similarity(q[h, 0], k[h, npt:], dim=-1))
+        total = total + (v[h, npt:] @ w[0, h * d:(h + 1) * d]) * lam
+    grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
+    return F.relu(total).reshape(grid).detach(), score.detach()
+
+
+def block_outputs_of(clip, pixels: torch.Tensor) -> list[torch.Tensor]:
+    """Every trunk block's output tokens [N, D] for one image, by hooks on a forward of the whole model."""
+    outputs = []
+    handles = [b.register_forward_hook(lambda m, a, out: outputs.append(out[0])) for b in clip.visual.trunk.blocks]
+    with torch.no_grad():
+        clip.model.encode_image(pixels)
+    for h in handles:
+        h.remove()
+    return outputs
+
+
+def siglip_legrad_reference(clip, pixels: torch.Tensor, text_emb: torch.Tensor, layer_index: int = -2,
+                            empty_emb: torch.Tensor | None = None) -> torch.Tensor:
+    """LeGrad on a SigLIP tower for one image, from design.md: the MAP head on each block's output (no final
+    norm), gradients with respect to its materialised attention probabilities, the empty-prompt correction."""
+    pool = clip.visual.trunk.attn_pool
+    outputs = block_outputs_of(clip, pixels)
+    first = layer_index % len(outputs)
+    maps, empty = 0, 0
+    for tokens in outputs[first:]:
+        probs = map_pool(pool, tokens)[0].detach().requires_grad_(True)
+        feature = F.normalize(map_pool_feature(pool, map_pool(pool, tokens, probs)[4]), dim=-1)
+        for unit, name in ((F.normalize(text_emb, dim=-1), "text"), (empty_emb, "empty")):
+            if unit is None:
+                continue
+            (g,) = torch.autograd.grad(feature @ F.normalize(unit, dim=-1), probs, retain_graph=True)
+            m = g.clamp(min=0).mean(0)[0]  # heads, the probe's row
+            if name == "text":
+                maps = maps + m
+            else:
+                empty = empty + m
+    if empty_emb is not None:
+        maps = torch.where(_minmax(empty) > 0.8, torch.zeros_like(maps), maps)
+    grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
+    return _minmax(maps).reshape(grid).detach()
+
+
+def eva_legrad_reference(clip, pixels: torch.Tensor, text_emb: torch.Tensor, layer_index: int = -2) -> torch.Tensor:
+    """LeGrad on an EVA-02 tower for one image (our reading, design.md 12): each block's feature from the mean
+    of its output tokens through the final norm and heads; gradients with respect to its materialised
+    attention probabilities, averaged over heads and rows, at the patches."""
+    trunk = clip.visual.trunk
+    blocks = trunk.blocks
+    first = layer_index % len(blocks)
+    store = {}
+    handle = blocks[first].register_forward_pre_hook(lambda m, a, kw: store.update(x=a[0][0], rope=kw["rope"]),
+                                                     with_kwargs=True)
+    with torch.no_grad():
+        clip.model.encode_image(pixels)
+    handle.remove()
+    x, rope = store["x"], store["rope"]
+    probs_all, feats = [], []
+    for block in blocks[first:]:
+        probs = eva_block_explicit(block, x, rope)[0].detach().requires_grad_(True)
+        o = eva_block_explicit(block, x, rope, probs)[4]
+        x = eva_block_rest(block, x, o)
+        probs_all.append(probs)
+        feats.append(F.normalize(eva_embedding_from(clip, x.mean(0, keepdim=True)), dim=-1))
+    npt = trunk.num_prefix_tokens
+    total = 0
+    for probs, feature in zip(probs_all, feats):
+        (g,) = torch.autograd.grad(feature @ F.normalize(text_emb, dim=-1), probs, retain_graph=True)
+        total = total + g.clamp(min=0).mean(0).mean(0)[npt:]
+    grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
+    return _minmax(total).reshape(grid).detach()

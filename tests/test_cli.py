@@ -42,6 +42,20 @@ def test_explain_takes_resnet_clips_classifiers_and_blip(images, tmp_path, capsy
     assert main(["explain", str(src), "a cat", "--blip", "x", "--random-weights"]) == 2
 
 
+def test_explain_takes_siglip2_and_eva02_by_their_open_clip_names(images, tmp_path, capsys, monkeypatch):
+    from gradeclip_lib.models import loading
+
+    monkeypatch.setattr(loading, "hub_reachable", lambda timeout=3.0: False)
+    src = tmp_path / "in.png"
+    images[2].save(src)
+    assert main(["explain", str(src), "a dog", "--model", "EVA02-B-16", "--random-weights", "--method", "legrad"]) == 0
+    assert "EVA02-B-16" in capsys.readouterr().out
+    assert main(["explain", str(src), "a dog", "--model", "ViT-B-16-SigLIP2", "--random-weights"]) == 2
+    assert "tokenizer of ViT-B-16-SigLIP2 comes from the Hugging Face hub" in capsys.readouterr().err
+    assert main(["explain", str(src), "a dog", "--model", "ViT-B-16-SigLIP2"]) == 2  # no "openai" weights
+    assert "pretrained='webli'" in capsys.readouterr().err
+
+
 def test_explain_offline_says_what_to_do(images, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_tiny_clip, make_tiny_resnet_clip, random_image
+from conftest import make_tiny_clip, make_tiny_resnet_clip, make_tiny_timm_clip, random_image
 from test_blip import tiny_blip
 from test_classifiers import tiny_classifier
 
@@ -17,6 +17,8 @@ from gradeclip_lib.methods import methods_of
 FAMILIES = {  # family -> (model builder, two image sizes, three targets)
     "clip_vit": (make_tiny_clip, [(40, 56), (33, 70)], ["a red circle", "a photo of a dog", "a dog"]),
     "clip_resnet": (make_tiny_resnet_clip, [(64, 96), (96, 64)], ["a red circle", "a dog", "a photo"]),
+    "clip_siglip": (lambda: make_tiny_timm_clip("siglip"), [(40, 56), (33, 70)], ["a red circle", "a dog", "a cat"]),
+    "clip_eva": (lambda: make_tiny_timm_clip("eva"), [(40, 56), (33, 70)], ["a red circle", "a dog", "a cat"]),
     "timm_vit": (tiny_classifier, [(32, 48), (40, 32)], [1, 3, 4]),
     "blip": (tiny_blip, [(32, 48), (40, 32)], ["a red circle", "a photo of a dog on grass", "a dog"]),
 }
@@ -118,7 +120,8 @@ def test_a_classifier_explains_probabilities_through_every_route():
     torch.testing.assert_close(rise.scores, per_pair.scores, atol=1e-6, rtol=1e-5)
 
 
-UNSUPPORTED = {"clip_vit": "itm_gradcam", "clip_resnet": "rollout", "timm_vit": "game", "blip": "mask_clip"}
+UNSUPPORTED = {"clip_vit": "itm_gradcam", "clip_resnet": "rollout", "clip_siglip": "clip_surgery", "clip_eva": "m2ib",
+               "timm_vit": "game", "blip": "mask_clip"}
 
 
 def test_a_method_of_another_family_names_the_ones_that_apply(family):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import gradeclip_lib as gl
 from gradeclip_lib.models.shapes import build_model, default_config, load_shapes_clip, save, wrap
@@ -114,6 +115,27 @@ def test_contrastive_loss_counts_every_true_caption_as_a_positive():
     # the loss is lowest when the embedding puts image 0 between its two true captions
     between = torch.tensor([[1.0, 1.0, 0.0], [0, 1, 0], [0, 0, 1]])
     assert contrastive_loss(between, txt, torch.tensor([3, 2, 4]), torch.tensor([1, 2, 4]), scale) < shared
+
+
+def test_sigmoid_loss_is_open_clips_siglip_loss_with_every_true_caption_a_positive():
+    from open_clip.loss import SigLipLoss
+
+    from gradeclip_lib.training.steps import sigmoid_loss
+
+    g = torch.Generator().manual_seed(0)
+    img, txt = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+    scale, bias = torch.tensor(10.0), torch.tensor(-10.0)
+    apart = torch.tensor([1, 2, 4, 8])  # four different scenes: the diagonal alone is positive
+    theirs = SigLipLoss()(F.normalize(img, dim=-1), F.normalize(txt, dim=-1), scale, bias)
+    torch.testing.assert_close(sigmoid_loss(img, txt, apart, apart, scale, bias), theirs)
+    # images 0 and 1 show the same objects: captions 0 and 1 are right for both (labels +1, not -1)
+    same = torch.tensor([1, 1, 4, 8])
+    labels = 2 * torch.eye(4) - 1
+    labels[0, 1] = labels[1, 0] = 1
+    logits = scale * F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T + bias
+    expected = -F.logsigmoid(labels * logits).sum() / 4
+    torch.testing.assert_close(sigmoid_loss(img, txt, same, same, scale, bias), expected)
+    assert not torch.allclose(expected, theirs)
 
 
 def test_partial_captions_name_a_subset_of_the_objects():

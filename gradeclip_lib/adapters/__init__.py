@@ -8,13 +8,14 @@ from typing import Any
 from ..errors import UnsupportedModelError
 from .blip import BlipAdapter
 from .clip_resnet import ResNetClipAdapter
+from .clip_timm import EvaAdapter, SigLipAdapter
 from .clip_vit import ViTClipAdapter
 from .protocol import MODES, OLD_MODE_NAMES, Adapter, ExplainedLayer, canonical_mode
-from .targets import ClassTarget, CosineTarget, Target
+from .targets import ClassTarget, CosineTarget, SigmoidTarget, Target
 from .timm_vit import TimmViTAdapter
 
-ADAPTERS: dict[str, type[Adapter]] = {a.family: a for a in (ViTClipAdapter, ResNetClipAdapter, TimmViTAdapter,
-                                                             BlipAdapter)}
+ADAPTERS: dict[str, type[Adapter]] = {a.family: a for a in (ViTClipAdapter, ResNetClipAdapter, SigLipAdapter,
+                                                             EvaAdapter, TimmViTAdapter, BlipAdapter)}
 
 
 def family_of(model: Any) -> str:
@@ -35,4 +36,4 @@ def adapter_for(model: Any) -> Adapter:
 
 
 __all__ = ["ADAPTERS", "MODES", "OLD_MODE_NAMES", "Adapter", "ClassTarget", "CosineTarget", "ExplainedLayer",
-           "Target", "adapter_for", "canonical_mode", "family_of"]
+           "SigmoidTarget", "Target", "adapter_for", "canonical_mode", "family_of"]

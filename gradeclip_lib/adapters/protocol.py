@@ -43,11 +43,11 @@ class ExplainedLayer:
     features as a function of ``output``'s readout row with everything else held (the Jacobian route).
     """
 
-    q: torch.Tensor  # [B, H, N, d] float32, detached
-    k: torch.Tensor  # [B, H, N, d]
+    q: torch.Tensor  # [B, H, Nq, d] float32, detached: the queries (every token, or a MAP head's probe alone)
+    k: torch.Tensor  # [B, H, N, d] the keys
     v: torch.Tensor  # [B, N, D] heads side by side
-    readout: int  # the token whose attention output the features read (class token, pool query)
-    patches: slice  # the tokens that are places in the image, in grid order
+    readout: int  # the query whose attention output the features read (class token, pool query, probe)
+    patches: slice  # the keys that are places in the image, in grid order
     grid: tuple[int, int]
     features: torch.Tensor  # [B, E] what the targets score: an embedding, class logits
     output: torch.Tensor  # [B, N, D'] or [B, D'] (the readout row only), in the graph when asked for

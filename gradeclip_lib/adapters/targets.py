@@ -70,3 +70,23 @@ class ClassTarget(Target):
         chosen = features.float().softmax(-1) if self.probability else features.float()
         index = _per_pair(self.classes, features)[..., None].expand(*features.shape[:-1], 1)
         return chosen.gather(-1, index)[..., 0]
+
+
+SIGLIP_SCORES = ("cosine", "logit", "probability")
+
+
+class SigmoidTarget(CosineTarget):
+    """SigLIP's sigmoid logit a cos(f, t) + b per pair (a = exp(logit_scale), b = logit_bias), or with
+    ``probability`` its sigmoid: the model's probability that image and text match."""
+
+    def __init__(self, embeddings: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor,
+                 probability: bool = False) -> None:
+        super().__init__(embeddings)
+        self.scale, self.bias, self.probability = scale.detach().float(), bias.detach().float(), probability
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        logit = self.scale * super().__call__(features) + self.bias
+        return logit.sigmoid() if self.probability else logit
+
+    def gradient(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return Target.gradient(self, features)

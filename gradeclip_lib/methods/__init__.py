@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (importing a module registers its methods)
     grad_cam,
     grad_eclip,
     legrad,
+    legrad_timm,
     m2ib,
     mask_clip,
     random_map,

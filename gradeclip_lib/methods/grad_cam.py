@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from ..models.clip import Clip
-from .common import cosine, vision_pass
+from ..models.timm_passes import run_trunk_blocks, tower_embedding, trunk_input
+from .common import cosine, token_grid, vision_pass
 from .registry import MethodOutput, register
 
 
@@ -20,3 +21,20 @@ def grad_cam_image(clip: Clip, pixels, targets, index) -> MethodOutput:
     alpha = grad.float().mean(dim=1, keepdim=True)
     cam = F.relu((alpha * x.detach().float()[:, 1:]).sum(-1))
     return MethodOutput(cam.reshape(-1, *run.grid), score.detach())
+
+
+@register("grad_cam", families=["clip_siglip", "clip_eva"], cost="1 fwd + 1 bwd (to the last block)")
+def grad_cam_timm(clip: Clip, pixels, targets, index) -> MethodOutput:
+    """The same on open_clip's timm towers (SigLIP, EVA-02): the tokens entering the trunk's last block."""
+    visual = clip.visual
+    blocks = visual.trunk.blocks
+    with torch.no_grad():
+        x, rope = trunk_input(visual, pixels)
+        x = run_trunk_blocks(blocks[:-1], x, rope)[index]
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        score = cosine(tower_embedding(visual, run_trunk_blocks(blocks[-1:], x, rope)), targets)
+        (grad,) = torch.autograd.grad(score.sum(), x)
+    alpha = grad.float().mean(dim=1, keepdim=True)
+    cam = F.relu((alpha * x.detach().float()[:, visual.trunk.num_prefix_tokens:]).sum(-1))
+    return MethodOutput(cam.reshape(-1, *token_grid(clip, pixels)), score.detach())

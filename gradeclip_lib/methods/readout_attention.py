@@ -1,6 +1,7 @@
 """The readout token's own attention over the patches in the explained layer, averaged over heads: the
-class token's last-layer attention of a ViT classifier or BLIP, the mean-token query of a ResNet CLIP's
-attention pool. Text-blind. (CLIP ViT has its own, for any block: `attention_maps.self_attention_image`.)"""
+class token's last-layer attention of a ViT classifier, BLIP or EVA-02, the mean-token query of a ResNet
+CLIP's attention pool, the probe of SigLIP's MAP head. Text-blind. (CLIP ViT has its own, for any block:
+`attention_maps.self_attention_image`.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..adapters import adapter_for
 from .registry import MethodOutput, register
 
 
-@register("self_attention", families=["clip_resnet", "timm_vit", "blip"], cost="1 fwd")
+@register("self_attention", families=["clip_resnet", "clip_siglip", "clip_eva", "timm_vit", "blip"], cost="1 fwd")
 def readout_attention(model, pixels: torch.Tensor, targets: torch.Tensor, index: torch.Tensor,
                       **target_options) -> MethodOutput:
     """Mean over heads of softmax(q_readout k^T / sqrt(d)) at the patches [B, h, w]."""

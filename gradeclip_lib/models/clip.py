@@ -18,8 +18,9 @@ from ..errors import TextTooLongError, UnsupportedModelError
 from ..images import ImageInput, as_image_list, load_image, prepare
 from ..texts import as_text_list
 from .resnet_tower import STRIDE
+from .timm_towers import allow_any_size, first_weight, output_width, patch_side, timm_kind
 
-BACKBONES = ("vit", "resnet")
+BACKBONES = ("vit", "resnet", "siglip", "eva")  # open_clip's ViT and ResNet towers, its timm SigLIP and EVA-02
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,11 @@ class Clip:
         pretrained: str | None = None,
     ) -> None:
         visual = getattr(model, "visual", None)
-        if isinstance(visual, ModifiedResNet):
+        kind = timm_kind(visual, name)
+        if kind is not None:
+            self.backbone = kind
+            allow_any_size(visual.trunk)
+        elif isinstance(visual, ModifiedResNet):
             self.backbone = "resnet"
         elif isinstance(visual, VisionTransformer):
             self.backbone = "vit"
@@ -81,7 +86,8 @@ class Clip:
             kind = type(visual).__name__ if visual is not None else "no image tower"
             raise UnsupportedModelError(
                 f"{name}: the image tower is {kind}; Grad-ECLIP here explains open_clip's VisionTransformer "
-                "(e.g. 'ViT-B-16-quickgelu') and ModifiedResNet (e.g. 'RN50') towers."
+                "(e.g. 'ViT-B-16-quickgelu'), ModifiedResNet (e.g. 'RN50') and timm SigLIP and EVA-02 towers "
+                "(e.g. 'ViT-B-16-SigLIP2', 'EVA02-B-16')."
             )
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer if tokenizer is not None else open_clip.get_tokenizer("ViT-B-16")
@@ -96,11 +102,19 @@ class Clip:
     @property
     def embed_dim(self) -> int:
         """The width of the joint embedding space (image and text embeddings)."""
+        if self.is_timm:
+            return output_width(self.visual)
         return int(self.model.visual.output_dim)
 
     @property
+    def is_timm(self) -> bool:
+        """Whether the image tower is one of open_clip's timm towers (SigLIP, EVA-02)."""
+        return self.backbone in ("siglip", "eva")
+
+    @property
     def family(self) -> str:
-        """The model family's name in the method registry: "clip_vit" or "clip_resnet"."""
+        """The model family's name in the method registry: "clip_vit", "clip_resnet", "clip_siglip" or
+        "clip_eva"."""
         return f"clip_{self.backbone}"
 
     @property
@@ -115,21 +129,30 @@ class Clip:
                 f"{self.name} has a ResNet image tower: it has no attention blocks, only the attention pool "
                 "at its end; this needs a ViT model."
             )
+        if self.is_timm:
+            raise UnsupportedModelError(f"{self.name} has a timm {self.backbone} image tower: its blocks are "
+                                        "`.visual.trunk.blocks`, which this method does not read.")
         return self.visual.transformer.resblocks
 
     @property
     def device(self) -> torch.device:
-        return self.visual.conv1.weight.device
+        return self._first_weight.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.visual.conv1.weight.dtype
+        return self._first_weight.dtype
+
+    @property
+    def _first_weight(self) -> torch.Tensor:
+        return first_weight(self.visual) if self.is_timm else self.visual.conv1.weight
 
     @property
     def patch_size(self) -> int:
         """Pixels per map cell: the ViT's patch side, or the ResNet's total stride (32)."""
         if self.backbone == "resnet":
             return STRIDE
+        if self.is_timm:
+            return patch_side(self.visual)
         ph, pw = self.visual.patch_size
         if ph != pw:
             raise UnsupportedModelError(f"{self.name}: non-square patches {ph}x{pw} are not supported.")

@@ -13,7 +13,7 @@ from pathlib import Path
 import open_clip
 import torch
 
-from ..errors import WeightsUnavailableError
+from ..errors import TokenizerUnavailableError, WeightsUnavailableError
 from . import shapes
 from .clip import Clip
 from .names import ShippedModel, how_to_make, shipped
@@ -80,6 +80,43 @@ def cached_weights(cfg: dict, cache_dir: str | None = None) -> str | None:
         if os.path.isfile(path):
             return path
     return None
+
+
+class MissingTokenizer:
+    """Stands for a tokenizer that could not be loaded: the model works, a text given as a string raises
+    `TokenizerUnavailableError` saying what to do (text embeddings need no tokenizer)."""
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name, self.source = name, source
+
+    def __call__(self, texts, *args, **kwargs):
+        raise TokenizerUnavailableError(
+            f"the tokenizer of {self.name} comes from the Hugging Face hub ({self.source}) and is not on this "
+            f"machine, and there is no network to download it.\n"
+            f"  - with internet, run once: python -c \"import open_clip; open_clip.get_tokenizer('{self.name}')\"\n"
+            f"    (it is cached for later), or\n"
+            f"  - explain against text embeddings [T, E] instead of strings (computed where the tokenizer is).")
+
+    def __repr__(self) -> str:
+        return f"MissingTokenizer({self.name!r}, {self.source!r})"
+
+
+def hub_tokenizer(name: str) -> str | None:
+    """The Hugging Face repository a model's tokenizer comes from (SigLIP's), None for open_clip's own."""
+    cfg = open_clip.get_model_config(name) or {}
+    return cfg.get("text_cfg", {}).get("hf_tokenizer_name") or None
+
+
+def tokenizer_for(name: str):
+    """open_clip's tokenizer of ``name``, or a `MissingTokenizer` within seconds when it lives on the hub,
+    is not cached and the hub does not answer (open_clip would retry for about a minute, then fail)."""
+    source = hub_tokenizer(name)
+    if source is not None:
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(source, "tokenizer_config.json"), str) and not hub_reachable():
+            return MissingTokenizer(name, source)
+    return open_clip.get_tokenizer(name)
 
 
 def _offline_message(name: str, tag: str, cfg: dict) -> str:
@@ -194,4 +231,4 @@ def load_clip(
     cfg = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
     cfg.update(preprocess)
     label = Path(pretrained).name if pretrained and os.path.isfile(pretrained) else pretrained
-    return Clip(model, open_clip.get_tokenizer(name), preprocess_cfg=cfg, name=name, pretrained=label)
+    return Clip(model, tokenizer_for(name), preprocess_cfg=cfg, name=name, pretrained=label)

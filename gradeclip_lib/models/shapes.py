@@ -4,6 +4,7 @@ text tower with end-token pooling) whose architecture is data (a config dict sav
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import open_clip
@@ -16,8 +17,10 @@ from ..synthetic.data import MEAN, STD
 from ..synthetic.scenes import IMAGE_SIZE
 from ..synthetic.tokenizer import WordTokenizer, vocabulary
 from .clip import Clip
+from .timm_towers import build_timm_tower
 
 SHAPES_DIR = DATA_DIR / "shapes"
+SIGLIP_DIR = DATA_DIR / "shapes-siglip"  # a ShapesWorld SigLIP: a timm ViT tower with a MAP head, sigmoid loss
 TUNED_DIR = DATA_DIR / "shapes-tuned"  # the same model after Grad-ECLIP-guided fine-tuning (finetune package)
 RESNET_DIR = DATA_DIR / "shapes-resnet"  # a ShapesWorld CLIP with a ResNet image tower (the "resnet" preset)
 
@@ -38,6 +41,11 @@ PRESETS = {
     # heads): its stride of 32 needs 128-px scenes for a 4 x 4 grid of cells to point with.
     "resnet": {"image_size": 128, "vision_width": 16, "vision_layers": [1, 1, 1, 1], "head_width": 32,
                "text_width": 96, "text_layers": 2, "embed_dim": 96},
+    # SigLIP's shape at the small preset's widths: a timm ViT tower without a class token, pooled by an
+    # attention-pooling (MAP) head, its features unprojected (so the embedding is the tower's width), trained
+    # with the sigmoid loss from SigLIP's initial logit scale and bias.
+    "siglip": {"image_size": 64, "vision_width": 128, "vision_layers": 4, "head_width": 32,
+               "text_width": 96, "text_layers": 2, "embed_dim": 128, "timm_kind": "siglip"},
 }
 DEFAULT_PRESET = "small"
 
@@ -48,6 +56,17 @@ def default_config(preset: str = DEFAULT_PRESET) -> dict:
         raise ValueError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
     p = PRESETS[preset]
     vocab = len(WordTokenizer())  # the words, <pad>, <unk>, <start> and <end>
+    if "timm_kind" in p:
+        return {
+            "embed_dim": p["embed_dim"],
+            "vision_cfg": {"timm_kind": p["timm_kind"], "image_size": p["image_size"], "width": p["vision_width"],
+                           "layers": p["vision_layers"], "heads": p["vision_width"] // p["head_width"],
+                           "patch_size": 8},
+            "text_cfg": {"context_length": 32, "vocab_size": vocab, "width": p["text_width"], "heads": 2,
+                         "layers": p["text_layers"]},
+            "init_logit_scale": math.log(10), "init_logit_bias": -10.0,  # SigLIP's starting point
+            "vocabulary": vocabulary(),
+        }
     return {
         "embed_dim": p["embed_dim"],
         "vision_cfg": {"image_size": p["image_size"], "width": p["vision_width"], "layers": p["vision_layers"],
@@ -63,12 +82,29 @@ def default_config(preset: str = DEFAULT_PRESET) -> dict:
 def build_model(config: dict | None = None) -> open_clip.CLIP:
     """A randomly initialised ShapesWorld CLIP from a config dict."""
     cfg = config or default_config()
-    return open_clip.CLIP(
+    vision = cfg["vision_cfg"]
+    timm = "timm_kind" in vision
+    if timm:  # open_clip builds timm towers by model name only: a stand-in tower, replaced below
+        stand_in = CLIPVisionCfg(image_size=vision["image_size"], width=8, layers=1, head_width=8, patch_size=8)
+    model = open_clip.CLIP(
         embed_dim=cfg["embed_dim"],
-        vision_cfg=CLIPVisionCfg(**cfg["vision_cfg"]),
+        vision_cfg=stand_in if timm else CLIPVisionCfg(**vision),
         text_cfg=CLIPTextCfg(**cfg["text_cfg"]),
         quick_gelu=cfg.get("quick_gelu", False),
+        **({"init_logit_scale": cfg["init_logit_scale"]} if "init_logit_scale" in cfg else {}),
+        init_logit_bias=cfg.get("init_logit_bias"),
     )
+    if timm:
+        model.visual = build_timm_tower({**vision, "kind": vision["timm_kind"], "embed_dim": cfg["embed_dim"]})
+    return model
+
+
+def model_name(config: dict) -> str:
+    """The name a ShapesWorld model of this architecture goes by ("shapes", "shapes-resnet", "shapes-siglip")."""
+    vision = config["vision_cfg"]
+    if "timm_kind" in vision:
+        return f"shapes-{vision['timm_kind']}"
+    return "shapes-resnet" if isinstance(vision["layers"], list) else "shapes"
 
 
 def wrap(model: open_clip.CLIP, config: dict | None = None, pretrained: str | None = None) -> Clip:
@@ -76,9 +112,8 @@ def wrap(model: open_clip.CLIP, config: dict | None = None, pretrained: str | No
     cfg = config or default_config()
     tokenizer = WordTokenizer(cfg.get("vocabulary"), context_length=cfg["text_cfg"]["context_length"])
     size = cfg["vision_cfg"]["image_size"]
-    name = "shapes-resnet" if isinstance(cfg["vision_cfg"]["layers"], list) else "shapes"
     return Clip(model, tokenizer, preprocess_cfg={"size": size, "mean": MEAN, "std": STD},
-                name=name, pretrained=pretrained)
+                name=model_name(cfg), pretrained=pretrained)
 
 
 def save(model: open_clip.CLIP, config: dict, folder: str | Path = SHAPES_DIR) -> Path:

@@ -20,7 +20,14 @@ from tqdm.auto import tqdm
 from ..models.shapes import PRESETS, build_model, default_config, save, wrap
 from ..synthetic.data import SceneTensors, render_scenes
 from ..training.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
-from ..training.steps import _check_positives, contrastive_loss, lr_at, mixed_precision, normalized_pixels
+from ..training.steps import (
+    _check_positives,
+    contrastive_loss,
+    lr_at,
+    mixed_precision,
+    normalized_pixels,
+    sigmoid_loss,
+)
 from .evaluate import training_checks
 
 PRECISIONS = ("bf16", "fp32")
@@ -156,9 +163,12 @@ def train(cfg: TrainConfig | None = None, out: str | Path | None = None, device:
         with mixed_precision(device, cfg.precision):
             img = model.encode_image(normalized_pixels(images[batch], device))
             txt = model.encode_text(ids[batch].to(device))
-            loss = contrastive_loss(img.float(), txt.float(), image_sets[batch].to(device),
-                                    caption_sets[batch].to(device), model.logit_scale.exp().clamp(max=100),
-                                    cfg.positives)
+            scale, sets = model.logit_scale.exp().clamp(max=100), (image_sets[batch].to(device),
+                                                                   caption_sets[batch].to(device))
+            if model.logit_bias is not None:  # a SigLIP: the sigmoid loss
+                loss = sigmoid_loss(img.float(), txt.float(), *sets, scale, model.logit_bias, cfg.positives)
+            else:
+                loss = contrastive_loss(img.float(), txt.float(), *sets, scale, cfg.positives)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

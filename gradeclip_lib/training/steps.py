@@ -21,17 +21,31 @@ def _check_positives(positives: str) -> None:
         raise ValueError(f"positives must be one of {POSITIVES}, got {positives!r}")
 
 
+def positive_pairs(image_sets: torch.Tensor, caption_sets: torch.Tensor, positives: str) -> torch.Tensor:
+    """[image, caption] 1.0 where the caption is a right answer for the image (see `contrastive_loss`)."""
+    _check_positives(positives)
+    if positives == "subset":
+        return ((caption_sets[None, :] & ~image_sets[:, None]) == 0).float()
+    return (caption_sets[None, :] == image_sets[:, None]).float()
+
+
+def sigmoid_loss(img: torch.Tensor, txt: torch.Tensor, image_sets: torch.Tensor, caption_sets: torch.Tensor,
+                 scale: torch.Tensor, bias: torch.Tensor, positives: str = "same") -> torch.Tensor:
+    """SigLIP's pairwise sigmoid loss (open_clip's `SigLipLoss`: -sum log sigmoid(y_ij z_ij) / batch, with
+    z = scale cos + bias), its labels y = +1 for every right caption (`positive_pairs`) and -1 otherwise
+    instead of the diagonal alone: a batch holds several captions of the same objects."""
+    logits = scale * F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T + bias
+    labels = 2 * positive_pairs(image_sets, caption_sets, positives) - 1
+    return -F.logsigmoid(labels * logits).sum() / img.shape[0]
+
+
 def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, image_sets: torch.Tensor, caption_sets: torch.Tensor,
                      scale: torch.Tensor, positives: str = "subset") -> torch.Tensor:
     """Symmetric cross-entropy with soft targets: caption j is a positive for image i whenever the objects
     it names (bit mask ``caption_sets[j]``) are all in the image (``image_sets[i]``); with
     ``positives="same"`` only when they are exactly the image's objects (the first recipe)."""
     logits = scale * F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T
-    _check_positives(positives)
-    if positives == "subset":
-        true = ((caption_sets[None, :] & ~image_sets[:, None]) == 0).float()  # [image, caption]
-    else:
-        true = (caption_sets[None, :] == image_sets[:, None]).float()
+    true = positive_pairs(image_sets, caption_sets, positives)  # [image, caption]
     to_text = F.cross_entropy(logits, true / true.sum(1, keepdim=True))
     to_image = F.cross_entropy(logits.T, true.T / true.T.sum(1, keepdim=True))
     return (to_text + to_image) / 2
