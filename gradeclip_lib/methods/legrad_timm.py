@@ -29,7 +29,7 @@ from ..models.timm_passes import (
     tower_embedding,
     trunk_input,
 )
-from .common import cosine
+from .common import cosine, token_grid
 from .legrad import block_relevance
 from .registry import MethodOutput, register
 
@@ -90,15 +90,16 @@ def legrad_siglip(clip: Clip, pixels, targets, index, layer_index: int = -2,
     if empty_prompt is not None:
         units.append(empty_embedding(clip, empty_prompt).expand(len(index), -1))
     relevance = [0, 0]
-    for tokens in block_outputs(clip, pixels, first):
+    outputs = block_outputs(clip, pixels, first)
+    for tokens in outputs:
         for i, m in enumerate(probe_relevance(pool, tokens[index], units)):
             relevance[i] = relevance[i] + m
-    grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
+    grid = token_grid(clip, pixels)
     maps = relevance[0].reshape(-1, *grid)
     if empty_prompt is not None:
         maps = maps.masked_fill(minmax(relevance[1].reshape(-1, *grid)) > CORRECTION_THRESHOLD, 0.0)
-    with torch.no_grad():
-        score = cosine(visual(pixels.to(clip.dtype))[index], targets)
+    with torch.no_grad():  # the model's own embedding, from the last block's output already at hand
+        score = cosine(tower_embedding(visual, outputs[-1])[index], targets)
     return MethodOutput(minmax(maps).detach(), score)
 
 
@@ -123,5 +124,4 @@ def legrad_eva(clip: Clip, pixels, targets, index, layer_index: int = -2) -> Met
             v = run.qkv(i)[2]
             g = grad.reshape(*grad.shape[:2], v.shape[1], -1).transpose(1, 2)
             relevance = relevance + block_relevance(g, v)[:, npt:]
-    grid = (pixels.shape[-2] // clip.patch_size, pixels.shape[-1] // clip.patch_size)
-    return MethodOutput(minmax(relevance.reshape(-1, *grid)).detach(), score.detach())
+    return MethodOutput(minmax(relevance.reshape(-1, *token_grid(clip, pixels))).detach(), score.detach())
