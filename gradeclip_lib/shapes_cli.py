@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     recipe.add_argument("--precision", choices=PRECISIONS, default=None,
                         help=f"autocast precision; weights stay fp32 (default {d.precision})")
     recipe.add_argument("--seed", type=int, default=None, help=f"(default {d.seed})")
+    recipe.add_argument("--init-from", default=None, metavar="DIR",
+                        help="a trained ShapesWorld CLIP whose image blocks and text tower start a SigLIP preset")
     recipe.add_argument("--eval-every", type=int, default=None,
                         help=f"steps between evaluations and checkpoints (default {d.eval_every})")
     e = verbs.add_parser("evaluate", help="zero-shot accuracy, binding and pointing game of a trained model")
@@ -123,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 RECIPE_OPTIONS = {"steps": "steps", "batch_size": "batch_size", "scenes": "scenes", "lr": "lr",
                   "objects": "n_objects", "partial_captions": "partial_captions", "positives": "positives",
                   "shuffle_captions": "shuffle_captions", "precision": "precision", "seed": "seed",
-                  "eval_every": "eval_every"}  # option -> TrainConfig
+                  "eval_every": "eval_every", "init_from": "init_from"}  # option -> TrainConfig
 
 
 def train_config(args: argparse.Namespace):

@@ -11,8 +11,8 @@ import gradeclip_lib as gl
 from gradeclip_lib.loading import family_of
 from gradeclip_lib.models import loading
 
-SHIPPED_FAMILIES = {"shapes": gl.Clip, "shapes-resnet": gl.Clip, "shapes-tuned": gl.Clip, "shapes-shuffled": gl.Clip,
-                    "shapes-classifier": gl.Classifier, "shapes-blip": gl.Blip}
+SHIPPED_FAMILIES = {"shapes": gl.Clip, "shapes-resnet": gl.Clip, "shapes-siglip": gl.Clip, "shapes-tuned": gl.Clip,
+                    "shapes-shuffled": gl.Clip, "shapes-classifier": gl.Classifier, "shapes-blip": gl.Blip}
 
 
 def weights(model) -> dict[str, torch.Tensor]:

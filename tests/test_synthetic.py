@@ -179,17 +179,18 @@ def test_localisation_table_rows():
         assert 0 <= r["pointing"] <= 1 and 0 <= r["energy"] <= 1 and len(r["hits"]) == 4
 
 
-@pytest.mark.parametrize("which", ["shipped", "defaults", "shuffled"])
+@pytest.mark.parametrize("which", ["shipped", "siglip", "defaults", "shuffled"])
 def test_train_command_reproduces_the_config_of_a_run(which):
     import json
     from dataclasses import asdict
 
-    from gradeclip_lib.models.shapes import SHAPES_DIR
+    from gradeclip_lib.models.shapes import SHAPES_DIR, SIGLIP_DIR
     from gradeclip_lib.shapes_cli import build_parser, train_config
     from gradeclip_lib.shapesworld.train_clip import train_command
 
-    if which == "shipped":  # the history written with the model in data/shapes
-        config = json.loads((SHAPES_DIR / "history.json").read_text())["config"]
+    if which in ("shipped", "siglip"):  # the histories written with the models in data/shapes, data/shapes-siglip
+        folder = SHAPES_DIR if which == "shipped" else SIGLIP_DIR
+        config = json.loads((folder / "history.json").read_text())["config"]
     else:
         cfg = TrainConfig(steps=123, partial_captions=0.25, n_objects=(2, 3), shuffle_captions=which == "shuffled")
         config = json.loads(json.dumps(asdict(cfg)))
@@ -197,7 +198,7 @@ def test_train_command_reproduces_the_config_of_a_run(which):
     assert command.startswith("python -m gradeclip_lib shapes train ")
     parsed = asdict(train_config(build_parser().parse_args(command.split()[4:])))
     expected = {"partial_captions": 0.0, "positives": "same", "precision": "fp32", "shuffle_captions": False,
-                **config}  # older histories
+                "init_from": None, **config}  # older histories
     expected.pop("device", None)
     assert json.loads(json.dumps(parsed)) == expected
 

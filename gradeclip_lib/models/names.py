@@ -29,8 +29,9 @@ SHIPPED = {
     "shapes-shuffled": ShippedModel("clip", DATA_DIR / "shapes-shuffled",
                                     "train --shuffle-captions --scenes 20000 --steps 1500", preset="small"),
     "shapes-resnet": ShippedModel("clip", DATA_DIR / "shapes-resnet", "train --preset resnet", preset="resnet"),
-    "shapes-siglip": ShippedModel("clip", DATA_DIR / "shapes-siglip", "train --preset siglip --precision fp32",
-                                  preset="siglip"),  # not in data/ yet: see models/shapes.py
+    "shapes-siglip": ShippedModel("clip", DATA_DIR / "shapes-siglip",
+                                  "train --preset siglip --init-from data/shapes --steps 1500 --batch-size 192 "
+                                  "--lr 5e-4 --precision fp32", preset="siglip"),
     "shapes-classifier": ShippedModel("classifier", DATA_DIR / "shapes-classifier", "train-classifier"),
     "shapes-blip": ShippedModel("blip", DATA_DIR / "shapes-blip", "train-blip"),
 }

@@ -43,8 +43,9 @@ PRESETS = {
                "text_width": 96, "text_layers": 2, "embed_dim": 96},
     # SigLIP's shape at the small preset's widths: a timm ViT tower without a class token, pooled by an
     # attention-pooling (MAP) head, its features unprojected (so the embedding is the tower's width), trained
-    # with the sigmoid loss from SigLIP's initial logit scale (10) and bias (-10). Not yet trained to the
-    # book's bar on a CPU: data/results/shapes_siglip_attempts_cpu.json.
+    # with the sigmoid loss from SigLIP's initial logit scale (10) and bias (-10). The shipped one starts from
+    # the "small" CLIP's image blocks and text tower (shapes_transfer.py): from scratch it did not reach the
+    # book's bar in 45 minutes on a CPU (data/results/shapes_siglip_attempts_cpu.json).
     "siglip": {"image_size": 64, "vision_width": 128, "vision_layers": 4, "head_width": 32,
                "text_width": 96, "text_layers": 2, "embed_dim": 128, "timm_kind": "siglip"},
 }

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..models.shapes import PRESETS, build_model, default_config, save, wrap
+from ..models.shapes import PRESETS, build_model, default_config, load_shapes_clip, save, wrap
+from ..models.shapes_transfer import start_from_clip
 from ..synthetic.data import SceneTensors, render_scenes
 from ..training.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
 from ..training.steps import (
@@ -58,6 +59,9 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 250
     precision: str = "bf16"  # autocast; weights and optimiser stay fp32
+    # A trained ShapesWorld CLIP's folder: a SigLIP starts from its image blocks and text tower
+    # (models/shapes_transfer.py), its MAP head, text projection, scale and bias fresh.
+    init_from: str | None = None
     model: dict = field(default_factory=default_config)
 
     def __post_init__(self) -> None:
@@ -87,7 +91,7 @@ def train_command(config: dict) -> str:
     flags = {"preset": preset, "objects": f"{lo}-{hi}" if hi != lo else str(lo), "steps": cfg.steps,
              "batch-size": cfg.batch_size, "scenes": cfg.scenes, "lr": cfg.lr,
              "partial-captions": cfg.partial_captions, "positives": cfg.positives, "precision": cfg.precision,
-             "seed": cfg.seed, "eval-every": cfg.eval_every}
+             "seed": cfg.seed, "eval-every": cfg.eval_every, **({"init-from": cfg.init_from} if cfg.init_from else {})}
     command = "python -m gradeclip_lib shapes train " + " ".join(f"--{k} {v}" for k, v in flags.items())
     return command + (" --shuffle-captions" if cfg.shuffle_captions else "")
 
@@ -131,7 +135,10 @@ def train(cfg: TrainConfig | None = None, out: str | Path | None = None, device:
     if cfg.shuffle_captions:
         data = shuffled_captions(data, cfg.seed)
     render_s = time.perf_counter() - start
-    model = build_model(cfg.model).to(device)
+    model = build_model(cfg.model)
+    if cfg.init_from is not None and state is None:
+        start_from_clip(model, load_shapes_clip(cfg.init_from).model)
+    model = model.to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
