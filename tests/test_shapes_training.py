@@ -55,6 +55,27 @@ def test_stopped_and_resumed_run_ends_with_the_same_weights(tmp_path, precision,
     assert not (tmp_path / "run" / CHECKPOINT).exists()  # a finished run keeps only the model and history
 
 
+def test_a_siglip_started_from_a_clip_copies_it_once_and_resumes_to_the_same_weights(tmp_path, uninterrupted):
+    import math
+
+    from gradeclip_lib.models.shapes import load_shapes_clip
+
+    _, clip_dir = uninterrupted  # a finished tiny CLIP: its blocks and text tower start the SigLIP
+    siglip = {**TINY, "embed_dim": 64, "init_logit_scale": math.log(10), "init_logit_bias": -10.0,
+              "vision_cfg": {"timm_kind": "siglip", "image_size": 32, "patch_size": 8, "width": 64, "layers": 2,
+                             "heads": 2}}
+    cfg = tiny_config(model=siglip, init_from=str(clip_dir), steps=30, eval_every=10, precision="fp32")
+    start = train(cfg, workers=1, progress=False, stop_at=0)["model"].state_dict()
+    clip = load_shapes_clip(clip_dir).model.state_dict()
+    assert torch.equal(start["visual.trunk.blocks.1.attn.qkv.weight"],
+                       clip["visual.transformer.resblocks.1.attn.in_proj_weight"])
+    assert torch.equal(start["token_embedding.weight"], clip["token_embedding.weight"])
+    full = train(cfg, out=tmp_path / "full", workers=1, progress=False)
+    train(cfg, out=tmp_path / "run", workers=1, progress=False, stop_at=15)
+    resumed = train(None, out=tmp_path / "run", workers=1, progress=False, resume=True)  # from the checkpoint
+    assert same_weights(resumed["model"], full["model"]) and resumed["resumed_at"] == [10]
+
+
 def test_a_finished_run_cannot_be_resumed_and_says_so(uninterrupted):
     _, out = uninterrupted
     with pytest.raises(FileNotFoundError, match="has finished"):
