@@ -177,6 +177,7 @@ def test_localisation_table_rows():
     assert [(r["objects"], r["method"]) for r in rows] == [(1, "G"), (1, "R"), (2, "G"), (2, "R")]
     for r in rows:
         assert 0 <= r["pointing"] <= 1 and 0 <= r["energy"] <= 1 and len(r["hits"]) == 4
+        assert len(r["energy_per_scene"]) == 4 and abs(float(r["energy_per_scene"].mean()) - r["energy"]) < 1e-6
 
 
 @pytest.mark.parametrize("which", ["shipped", "siglip", "defaults", "shuffled"])

@@ -51,8 +51,4 @@ def transferred_state(siglip: open_clip.CLIP, clip: open_clip.CLIP) -> dict[str,
 
 def start_from_clip(siglip: open_clip.CLIP, clip: open_clip.CLIP) -> list[str]:
     """Copy a CLIP's image blocks and text tower into ``siglip`` (in place); returns the names left fresh."""
-    state = transferred_state(siglip, clip)
-    with torch.no_grad():
-        for name, value in state.items():
-            siglip.get_parameter(name).copy_(value)
-    return [name for name in siglip.state_dict() if name not in state]
+    return siglip.load_state_dict(transferred_state(siglip, clip), strict=False).missing_keys

@@ -155,7 +155,7 @@ def training_checks(clip: Clip, seed: int = 0, n: int = 300) -> dict[str, float]
 def localisation_table(model: Clip | WrappedModel, methods: dict[str, dict], counts: Sequence[int] = (1, 2, 3, 4),
                        n: int = 100, scene_seed: int = 30_000, tolerance: float = 0.04) -> list[dict]:
     """`localisation` per number of objects (scenes of seed ``scene_seed + count``) and method: mean pointing
-    game, mean energy and the per-scene hits; the segmentation metrics per scene (``segmentation``).
+    game, mean energy, and per scene the hits, the energy shares and the segmentation metrics (``segmentation``).
 
     ``methods`` maps a label to the options of `explain`, e.g. ``{"Grad-ECLIP": {"method": "grad_eclip"}}``.
     """
@@ -167,5 +167,6 @@ def localisation_table(model: Clip | WrappedModel, methods: dict[str, dict], cou
                                   scene_seed=scene_seed + count, tolerance=tolerance, **options)
             rows.append({"objects": count, "method": label, "pointing": float(result["pointing"].float().mean()),
                          "energy": float(result["energy"].mean()), "hits": result["pointing"],
+                         "energy_per_scene": result["energy"],
                          "segmentation": {k: result[k] for k in SEGMENTATION}})
     return rows
